@@ -1,0 +1,353 @@
+//! `svodka models`, and model loading shared by the other subcommands.
+
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use super::{GlobalArgs, Outcome};
+use crate::engine::llm::{LlmEngine, LlmLoadOptions, PromptStyle};
+use crate::hub::download::{self, FetchOptions, ModelFiles};
+use crate::hub::registry::{Architecture, ModelEntry, Registry};
+use crate::{Error, Result};
+
+/// Arguments of `svodka models`.
+#[derive(Debug, Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    pub command: ModelsCommand,
+}
+
+/// Model management subcommands.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// List the known models and what of them is cached.
+    List,
+    /// Download a model into the cache.
+    Pull {
+        /// Registry name or Hub id (owner/name[@revision]).
+        name: String,
+    },
+    /// Show a model's files, revision, architecture and configuration.
+    Info {
+        /// Registry name, Hub id or local path.
+        name: String,
+    },
+    /// Remove a model from the cache.
+    Rm {
+        /// Registry name.
+        name: String,
+    },
+}
+
+/// Fetch options from the global flags.
+pub fn fetch_options(global: &GlobalArgs) -> FetchOptions {
+    FetchOptions {
+        cache_dir: global.cache_dir.clone(),
+        offline: global.offline,
+        quiet: global.quiet,
+        endpoint: None,
+    }
+}
+
+/// The registry: built-in entries plus the user's file.
+pub fn registry(global: &GlobalArgs) -> Result<Registry> {
+    Registry::load(global.registry.as_deref())
+}
+
+/// An LLM engine with the name and revision it was loaded as.
+pub struct LoadedLlm {
+    /// The engine.
+    pub engine: LlmEngine,
+    /// Model name as asked for.
+    pub name: String,
+    /// Revision, for Hub models.
+    pub revision: Option<String>,
+}
+
+/// Resolves `spec` and opens it as a GGUF LLM.
+pub fn load_llm(global: &GlobalArgs, spec: &str, context: usize) -> Result<LoadedLlm> {
+    let reg = registry(global)?;
+    let files = download::resolve(spec, &reg, &fetch_options(global))?;
+    let gguf = files.gguf().ok_or_else(|| {
+        Error::Model(format!(
+            "model {spec} has no .gguf file; the llm engine runs GGUF models"
+        ))
+    })?;
+    let style = reg.get(spec).and_then(prompt_style);
+    let device = super::select_device(global)?;
+    let engine = LlmEngine::load(gguf, &device, &LlmLoadOptions { context, style })?;
+    if global.verbose {
+        let c = engine.model().config();
+        eprintln!(
+            "svodka: model {spec}: {} ({:?}), {} layers, context {context}, {:?} prompts, on {}",
+            gguf.display(),
+            c.family,
+            c.n_layer,
+            engine.style(),
+            super::device_name(&device)
+        );
+    }
+    Ok(LoadedLlm {
+        engine,
+        name: spec.to_string(),
+        revision: files.revision.clone(),
+    })
+}
+
+/// The prompt style a registry entry asks for (`prompts = { style = "completion" }`).
+fn prompt_style(entry: &ModelEntry) -> Option<PromptStyle> {
+    let style = entry.prompts.as_ref()?.get("style")?.as_str()?;
+    match style {
+        "chat" => Some(PromptStyle::Chat),
+        "completion" => Some(PromptStyle::Completion),
+        _ => None,
+    }
+}
+
+/// Runs `svodka models`.
+pub fn run(global: &GlobalArgs, args: ModelsArgs) -> anyhow::Result<Outcome> {
+    let reg = registry(global)?;
+    let opts = fetch_options(global);
+    match args.command {
+        ModelsCommand::List => list(&reg, &opts, global)?,
+        ModelsCommand::Pull { name } => {
+            let files = download::resolve(&name, &reg, &opts)?;
+            if !global.quiet {
+                eprintln!(
+                    "svodka: {name}: {} file(s), {} in {}",
+                    files.files.len(),
+                    human_size(files.total_size()),
+                    files.root.display()
+                );
+            }
+        }
+        ModelsCommand::Info { name } => info(&name, &reg, &opts, global)?,
+        ModelsCommand::Rm { name } => {
+            let entry = reg.get(&name).ok_or_else(|| {
+                Error::Model(format!(
+                    "unknown model `{name}`; `svodka models list` shows the known ones"
+                ))
+            })?;
+            let freed = download::remove(entry, &opts)?;
+            if !global.quiet {
+                eprintln!("svodka: {name}: removed {} from the cache", human_size(freed));
+            }
+        }
+    }
+    Ok(Outcome::Ok)
+}
+
+/// A size in binary units.
+fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+fn arch_name(a: Architecture) -> &'static str {
+    match a {
+        Architecture::Marian => "marian",
+        Architecture::T5 => "t5",
+        Architecture::GgufLlm => "gguf-llm",
+    }
+}
+
+fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> {
+    let mut rows = Vec::new();
+    for (name, entry) in reg.iter() {
+        let status = download::cached_status(entry, opts)?;
+        let cached = if status.complete {
+            human_size(status.total_size)
+        } else if status.total_size > 0 {
+            format!("partial {}", human_size(status.total_size))
+        } else {
+            "-".to_string()
+        };
+        let tasks: Vec<String> = entry
+            .tasks
+            .iter()
+            .map(|t| format!("{t:?}").to_lowercase())
+            .collect();
+        rows.push(serde_json::json!({
+            "name": name,
+            "repo": entry.repo,
+            "revision": entry.revision,
+            "architecture": arch_name(entry.architecture),
+            "tasks": tasks,
+            "languages": entry.languages,
+            "size_mb": entry.size_mb,
+            "cached": status.complete,
+            "cached_bytes": status.total_size,
+            "cached_display": cached,
+        }));
+    }
+    let text = if global.format == super::OutputFormat::Json {
+        format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default())
+    } else {
+        let mut out = format!(
+            "{:<24} {:<9} {:<20} {:<14} {}\n",
+            "NAME", "ARCH", "TASKS", "CACHED", "REPO"
+        );
+        for r in &rows {
+            let tasks: Vec<&str> = r["tasks"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "{:<24} {:<9} {:<20} {:<14} {}\n",
+                r["name"].as_str().unwrap_or_default(),
+                r["architecture"].as_str().unwrap_or_default(),
+                tasks.join(","),
+                r["cached_display"].as_str().unwrap_or_default(),
+                r["repo"].as_str().unwrap_or("(local)"),
+            ));
+        }
+        out
+    };
+    super::print(&text).map_err(|e| Error::io("<stdout>", e))
+}
+
+fn info(spec: &str, reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> {
+    // Information about what is there: never download for it.
+    let offline = FetchOptions {
+        offline: true,
+        ..opts.clone()
+    };
+    let entry = reg.get(spec);
+    let files: Option<ModelFiles> = download::resolve(spec, reg, &offline).ok();
+    let config = files
+        .as_ref()
+        .and_then(|f| f.config())
+        .and_then(|p| std::fs::read_to_string(p).ok())
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
+    let gguf = files.as_ref().and_then(|f| f.gguf()).and_then(gguf_summary);
+    if entry.is_none() && files.is_none() {
+        return Err(Error::Model(format!(
+            "unknown model `{spec}`: not in the registry and not in the cache or on disk"
+        )));
+    }
+    let value = serde_json::json!({
+        "name": spec,
+        "repo": entry.and_then(|e| e.repo.clone()).or(files.as_ref().and_then(|f| f.repo.clone())),
+        "revision": entry.map(|e| e.revision.clone()).or(files.as_ref().and_then(|f| f.revision.clone())),
+        "architecture": entry.map(|e| arch_name(e.architecture)),
+        "family": entry.and_then(|e| e.family.clone()),
+        "tasks": entry.map(|e| e.tasks.iter().map(|t| format!("{t:?}").to_lowercase()).collect::<Vec<_>>()),
+        "languages": entry.map(|e| e.languages.clone()),
+        "license": entry.and_then(|e| e.license.clone()),
+        "target_token": entry.and_then(|e| e.target_token.clone()),
+        "cached": files.is_some(),
+        "root": files.as_ref().map(|f| f.root.display().to_string()),
+        "files": files.as_ref().map(|f| f.files.iter().map(|(n, p)| serde_json::json!({
+            "name": n,
+            "path": p.display().to_string(),
+            "size": std::fs::metadata(p).map(|m| m.len()).ok(),
+        })).collect::<Vec<_>>()).unwrap_or_else(|| entry.map(|e| e.files.iter().map(|f| serde_json::json!({
+            "name": f.name, "size": f.size, "sha256": f.sha256,
+        })).collect()).unwrap_or_default()),
+        "config": config.map(config_summary),
+        "gguf": gguf,
+        "note": entry.and_then(|e| e.note.clone()),
+    });
+    let text = if global.format == super::OutputFormat::Json {
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    } else {
+        render_info(&value)
+    };
+    super::print(&format!("{text}\n")).map_err(|e| Error::io("<stdout>", e))
+}
+
+/// The configuration keys a reader wants to see of a transformers config.json.
+fn config_summary(c: serde_json::Value) -> serde_json::Value {
+    const KEYS: [&str; 14] = [
+        "model_type",
+        "d_model",
+        "encoder_layers",
+        "decoder_layers",
+        "encoder_attention_heads",
+        "decoder_ffn_dim",
+        "activation_function",
+        "vocab_size",
+        "max_position_embeddings",
+        "num_layers",
+        "num_heads",
+        "d_ff",
+        "feed_forward_proj",
+        "tie_word_embeddings",
+    ];
+    let mut out = serde_json::Map::new();
+    for k in KEYS {
+        if let Some(v) = c.get(k) {
+            out.insert(k.to_string(), v.clone());
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// Architecture and shape of a GGUF file, read from its header.
+fn gguf_summary(path: &Path) -> Option<serde_json::Value> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f).ok()?;
+    let c = crate::engine::llm::LlmConfig::from_gguf(&content).ok()?;
+    Some(serde_json::json!({
+        "architecture": c.arch,
+        "layers": c.n_layer,
+        "hidden": c.n_embd,
+        "heads": c.n_head,
+        "kv_heads": c.n_kv_head,
+        "context_length": c.context_length,
+        "vocab_size": c.vocab_size,
+        "chat_template": content.metadata.contains_key("tokenizer.chat_template"),
+    }))
+}
+
+fn render_info(v: &serde_json::Value) -> String {
+    let mut out = String::new();
+    let line = |out: &mut String, k: &str, val: &serde_json::Value| {
+        let s = match val {
+            serde_json::Value::Null => return,
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k:<13} {s}\n"));
+    };
+    for k in [
+        "name", "repo", "revision", "architecture", "family", "tasks", "languages", "license",
+        "target_token", "cached", "root", "config", "gguf", "note",
+    ] {
+        line(&mut out, k, &v[k]);
+    }
+    if let Some(files) = v["files"].as_array() {
+        out.push_str("files\n");
+        for f in files {
+            let size = f["size"].as_u64().map(human_size).unwrap_or_else(|| "-".into());
+            out.push_str(&format!(
+                "  {:<40} {:>10}\n",
+                f["name"].as_str().unwrap_or_default(),
+                size
+            ));
+        }
+    }
+    out.trim_end().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_naturally() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(1536), "1.5 KiB");
+        assert_eq!(human_size(253_113_024), "241.4 MiB");
+    }
+}

@@ -1,0 +1,215 @@
+//! Logits processors: each rewrites one row of next-token scores in place, on the host.
+//!
+//! They follow transformers' processors of the same purpose, in the same order (see
+//! [`process_row`]), so that greedy and beam search pick the same tokens.
+
+use super::DecodeOptions;
+
+/// `ln Σ exp(scores)`, computed stably; `-inf` for an empty or all `-inf` row.
+pub fn log_sum_exp(scores: &[f32]) -> f32 {
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return max;
+    }
+    let sum: f32 = scores.iter().map(|&s| (s - max).exp()).sum();
+    max + sum.ln()
+}
+
+/// `scores ← scores − logsumexp(scores)`; a row of only `-inf` stays as it is.
+pub fn log_softmax_in_place(scores: &mut [f32]) {
+    let shift = log_sum_exp(scores);
+    if !shift.is_finite() {
+        return;
+    }
+    for s in scores.iter_mut() {
+        *s -= shift;
+    }
+}
+
+/// Penalizes every token already in `history` once: negative scores are multiplied by
+/// `penalty`, others divided (transformers' `RepetitionPenaltyLogitsProcessor`).
+pub fn apply_repetition_penalty(scores: &mut [f32], history: &[u32], penalty: f32) {
+    if penalty == 1.0 {
+        return;
+    }
+    let mut seen: Vec<u32> = history.to_vec();
+    seen.sort_unstable();
+    seen.dedup();
+    for &t in &seen {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = if *s < 0.0 { *s * penalty } else { *s / penalty };
+        }
+    }
+}
+
+/// Bans every token that would complete an n-gram already present in `history`
+/// (transformers' `NoRepeatNGramLogitsProcessor`; `n == 0` turns it off).
+pub fn ban_repeated_ngrams(scores: &mut [f32], history: &[u32], n: usize) {
+    if n == 0 || history.len() < n {
+        return;
+    }
+    let prefix = &history[history.len() + 1 - n..];
+    for window in history.windows(n) {
+        if &window[..n - 1] == prefix {
+            if let Some(s) = scores.get_mut(window[n - 1] as usize) {
+                *s = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// Sets the scores of `tokens` to `-inf`.
+pub fn suppress_tokens(scores: &mut [f32], tokens: &[u32]) {
+    for &t in tokens {
+        if let Some(s) = scores.get_mut(t as usize) {
+            *s = f32::NEG_INFINITY;
+        }
+    }
+}
+
+/// Forbids end-of-sequence tokens while fewer than `min_length` tokens have been generated.
+pub fn ban_eos_before_min_length(
+    scores: &mut [f32],
+    eos: &[u32],
+    generated: usize,
+    min_length: usize,
+) {
+    if generated < min_length {
+        suppress_tokens(scores, eos);
+    }
+}
+
+/// Runs the processors `opts` asks for on one row, in transformers' order: repetition
+/// penalty, n-gram ban, suppressed tokens, minimum length, then renormalization.
+///
+/// `history` is the row's decoder input so far, start token included (transformers
+/// counts it for both the penalty and the n-grams); `generated` excludes it. Beam search
+/// passes log-probabilities, greedy passes raw logits, as transformers does.
+pub fn process_row(scores: &mut [f32], history: &[u32], generated: usize, opts: &DecodeOptions) {
+    apply_repetition_penalty(scores, history, opts.repetition_penalty);
+    ban_repeated_ngrams(scores, history, opts.no_repeat_ngram_size);
+    suppress_tokens(scores, &opts.suppress_tokens);
+    ban_eos_before_min_length(scores, &opts.eos_token_ids, generated, opts.min_length);
+    if opts.renormalize_logits {
+        log_softmax_in_place(scores);
+    }
+}
+
+/// The `k` best `(index, score)` pairs of `scores`, best first; equal scores keep index
+/// order and NaN counts as `-inf`.
+pub fn top_k(scores: impl Iterator<Item = f32>, k: usize) -> Vec<(usize, f32)> {
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
+    }
+    for (i, s) in scores.enumerate() {
+        let s = if s.is_nan() { f32::NEG_INFINITY } else { s };
+        if best.len() == k && s <= best[k - 1].1 {
+            continue;
+        }
+        let at = best.partition_point(|&(_, b)| b >= s);
+        best.insert(at, (i, s));
+        best.truncate(k);
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NEG: f32 = f32::NEG_INFINITY;
+
+    #[test]
+    fn log_softmax_normalizes() {
+        let mut s = vec![1.0, 2.0, 3.0, NEG];
+        log_softmax_in_place(&mut s);
+        let total: f32 = s.iter().map(|x| x.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!((s[2] - s[1] - 1.0).abs() < 1e-6);
+        assert_eq!(s[3], NEG);
+        let mut all_banned = vec![NEG, NEG];
+        log_softmax_in_place(&mut all_banned);
+        assert_eq!(all_banned, vec![NEG, NEG]);
+    }
+
+    #[test]
+    fn repetition_penalty_divides_positive_and_multiplies_negative_once() {
+        let mut s = vec![2.0, -2.0, 4.0, 1.0];
+        apply_repetition_penalty(&mut s, &[0, 1, 1, 1, 9], 2.0);
+        assert_eq!(s, vec![1.0, -4.0, 4.0, 1.0]);
+        let mut same = vec![2.0, -2.0];
+        apply_repetition_penalty(&mut same, &[0, 1], 1.0);
+        assert_eq!(same, vec![2.0, -2.0]);
+    }
+
+    #[test]
+    fn ngram_ban_matches_transformers() {
+        // history 5 1 2 3 1 2: prefix (1 2) was followed by 3 → ban 3; nothing else.
+        let mut s = vec![0.0; 6];
+        ban_repeated_ngrams(&mut s, &[5, 1, 2, 3, 1, 2], 3);
+        assert_eq!(s, vec![0.0, 0.0, 0.0, NEG, 0.0, 0.0]);
+        // Bigrams: last token 2 was followed by 3 → ban 3 (and 2→? the final 2 has no successor).
+        let mut s = vec![0.0; 6];
+        ban_repeated_ngrams(&mut s, &[2, 3, 4, 2], 2);
+        assert_eq!(s, vec![0.0, 0.0, 0.0, NEG, 0.0, 0.0]);
+        // Too short for a full n-gram, or turned off.
+        let mut s = vec![0.0; 3];
+        ban_repeated_ngrams(&mut s, &[1, 1], 3);
+        ban_repeated_ngrams(&mut s, &[1, 1, 1, 1], 0);
+        assert_eq!(s, vec![0.0; 3]);
+        // Unigrams ban every token seen.
+        let mut s = vec![0.0; 3];
+        ban_repeated_ngrams(&mut s, &[2, 0], 1);
+        assert_eq!(s, vec![NEG, 0.0, NEG]);
+    }
+
+    #[test]
+    fn suppress_and_min_length() {
+        let mut s = vec![1.0; 4];
+        suppress_tokens(&mut s, &[3, 17]);
+        assert_eq!(s, vec![1.0, 1.0, 1.0, NEG]);
+        let mut s = vec![1.0; 3];
+        ban_eos_before_min_length(&mut s, &[0], 2, 3);
+        assert_eq!(s[0], NEG);
+        let mut s = vec![1.0; 3];
+        ban_eos_before_min_length(&mut s, &[0], 3, 3);
+        assert_eq!(s[0], 1.0);
+    }
+
+    #[test]
+    fn process_row_applies_all_in_order() {
+        let opts = DecodeOptions {
+            repetition_penalty: 2.0,
+            no_repeat_ngram_size: 2,
+            suppress_tokens: vec![4],
+            eos_token_ids: vec![0],
+            min_length: 1,
+            renormalize_logits: true,
+            ..DecodeOptions::default()
+        };
+        // history: start 4, then 1 2 1 → ban 2 (bigram 1 2), penalize 1 and 4 and 2.
+        let mut s = vec![0.5, 2.0, 3.0, -1.0, 9.0];
+        process_row(&mut s, &[4, 1, 2, 1], 0, &opts);
+        assert_eq!(s[0], NEG, "eos before min length");
+        assert_eq!(s[2], NEG, "repeated bigram");
+        assert_eq!(s[4], NEG, "suppressed");
+        // Left: token 1 (2.0 / 2 = 1.0) and token 3 (-1.0), renormalized.
+        let total: f32 = s.iter().map(|x| x.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+        assert!((s[1] - s[3] - 2.0).abs() < 1e-6);
+    }
+
+    #[test]
+    fn top_k_orders_and_breaks_ties_by_index() {
+        let s = [0.1, 0.9, 0.5, 0.9, f32::NAN, -1.0];
+        assert_eq!(
+            top_k(s.iter().copied(), 3),
+            vec![(1, 0.9), (3, 0.9), (2, 0.5)]
+        );
+        assert_eq!(top_k(s.iter().copied(), 0), vec![]);
+        let all = top_k(s.iter().copied(), 10);
+        assert_eq!(all.len(), 6);
+        assert_eq!(all[5], (4, NEG));
+    }
+}

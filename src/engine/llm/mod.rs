@@ -1,0 +1,590 @@
+//! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
+
+pub mod model;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
+use serde::Deserialize;
+
+pub use model::{Family, LlmConfig, LlmModel};
+
+use crate::article::Lang;
+use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer};
+use crate::tokenizer::stream::TokenStream;
+use crate::{Error, Result};
+
+/// The prompt file shipped with svodka.
+const PROMPTS: &str = include_str!("../../../models/prompts.toml");
+
+/// How a model is prompted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptStyle {
+    /// Instruction-tuned: messages rendered through the model's chat template.
+    Chat,
+    /// Base model: a plain text prompt it continues.
+    Completion,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ChatPrompt {
+    system: Option<String>,
+    user: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct CompletionPrompt {
+    prompt: String,
+    #[serde(default)]
+    stop: Vec<String>,
+}
+
+/// All prompt sets, by task name ("summarize", "reduce", "translate").
+#[derive(Debug, Clone, Deserialize)]
+pub struct Prompts {
+    chat: HashMap<String, ChatPrompt>,
+    completion: HashMap<String, CompletionPrompt>,
+}
+
+impl Prompts {
+    /// The prompts built into svodka (`models/prompts.toml`).
+    pub fn builtin() -> Result<Prompts> {
+        toml::from_str(PROMPTS)
+            .map_err(|e| Error::Model(format!("models/prompts.toml: {}", e.message())))
+    }
+}
+
+/// The English name of a language, as prompts use it.
+pub fn language_name(lang: Lang) -> &'static str {
+    match lang {
+        Lang::Ru => "Russian",
+        Lang::En => "English",
+    }
+}
+
+/// Sampling settings; temperature 0 means greedy (the default, reproducible).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sampling {
+    /// Softmax temperature; 0 picks the most likely token.
+    pub temperature: f64,
+    /// Nucleus sampling mass.
+    pub top_p: Option<f64>,
+    /// Keep only the k most likely tokens.
+    pub top_k: Option<usize>,
+    /// Random seed.
+    pub seed: u64,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Sampling {
+            temperature: 0.0,
+            top_p: None,
+            top_k: None,
+            seed: 299_792_458,
+        }
+    }
+}
+
+impl Sampling {
+    fn processor(&self) -> LogitsProcessor {
+        let sampling = if self.temperature <= 0.0 {
+            CandleSampling::ArgMax
+        } else {
+            let temperature = self.temperature;
+            match (self.top_k, self.top_p) {
+                (None, None) => CandleSampling::All { temperature },
+                (Some(k), None) => CandleSampling::TopK { k, temperature },
+                (None, Some(p)) => CandleSampling::TopP { p, temperature },
+                (Some(k), Some(p)) => CandleSampling::TopKThenTopP { k, p, temperature },
+            }
+        };
+        LogitsProcessor::from_sampling(self.seed, sampling)
+    }
+}
+
+/// Options of one generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerateOptions {
+    /// Most tokens to generate.
+    pub max_new_tokens: usize,
+    /// Token choice.
+    pub sampling: Sampling,
+    /// Penalty on tokens seen in the last `repeat_last_n` (1.0 = none).
+    pub repetition_penalty: f32,
+    /// Window of the repetition penalty.
+    pub repeat_last_n: usize,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        GenerateOptions {
+            max_new_tokens: 256,
+            sampling: Sampling::default(),
+            repetition_penalty: 1.0,
+            repeat_last_n: 64,
+        }
+    }
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// The model ended its answer.
+    Eos,
+    /// A stop string of the prompt appeared.
+    StopString,
+    /// The token limit was reached.
+    Length,
+    /// The output started repeating itself and was cut.
+    Loop,
+}
+
+/// Generated text and its accounting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// The text, stop string and repetition excluded.
+    pub text: String,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Generated tokens.
+    pub new_tokens: usize,
+    /// Seconds spent on the prompt.
+    pub prompt_secs: f64,
+    /// Seconds spent generating.
+    pub gen_secs: f64,
+    /// Why it ended.
+    pub stop: StopReason,
+}
+
+/// Settings for opening a GGUF model.
+#[derive(Debug, Clone)]
+pub struct LlmLoadOptions {
+    /// Context length to allocate (prompt + generation).
+    pub context: usize,
+    /// Prompting style; `None` = chat when the GGUF has a chat template.
+    pub style: Option<PromptStyle>,
+}
+
+impl Default for LlmLoadOptions {
+    fn default() -> Self {
+        LlmLoadOptions {
+            context: 4096,
+            style: None,
+        }
+    }
+}
+
+/// A GGUF model with its tokenizer and prompts, ready to write text.
+pub struct LlmEngine {
+    model: LlmModel,
+    tokenizer: GgufTokenizer,
+    style: PromptStyle,
+    prompts: Prompts,
+}
+
+impl LlmEngine {
+    /// Opens a `.gguf` file.
+    pub fn load(path: &Path, device: &Device, opts: &LlmLoadOptions) -> Result<LlmEngine> {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let content = candle_core::quantized::gguf_file::Content::read(&mut file)
+            .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
+        let tokenizer = gguf_tok::from_gguf(&content)?;
+        let model = LlmModel::from_gguf(&content, &mut file, device, opts.context)?;
+        let style = match (opts.style, &tokenizer.chat_template) {
+            (Some(s), _) => s,
+            (None, Some(_)) => PromptStyle::Chat,
+            (None, None) => PromptStyle::Completion,
+        };
+        if style == PromptStyle::Chat && tokenizer.chat_template.is_none() {
+            return Err(Error::Model(format!(
+                "{}: chat prompting asked for, but the GGUF has no chat template",
+                path.display()
+            )));
+        }
+        Ok(LlmEngine {
+            model,
+            tokenizer,
+            style,
+            prompts: Prompts::builtin()?,
+        })
+    }
+
+    /// The underlying model.
+    pub fn model(&self) -> &LlmModel {
+        &self.model
+    }
+
+    /// The tokenizer rebuilt from the GGUF.
+    pub fn tokenizer(&self) -> &GgufTokenizer {
+        &self.tokenizer
+    }
+
+    /// How this engine prompts its model.
+    pub fn style(&self) -> PromptStyle {
+        self.style
+    }
+
+    /// Tokens of `text` without special tokens.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenizer.encode(text, false)?.len())
+    }
+
+    /// Renders the prompt of `task` ("summarize", "reduce", "translate") with `vars`;
+    /// returns the prompt text and its stop strings.
+    pub fn render(&self, task: &str, vars: &minijinja::Value) -> Result<(String, Vec<String>)> {
+        let env = template_env();
+        let render = |src: &str| -> Result<String> {
+            env.render_str(src, vars)
+                .map_err(|e| Error::Model(format!("prompt {task:?}: {e}")))
+        };
+        match self.style {
+            PromptStyle::Completion => {
+                let p = self.prompts.completion.get(task).ok_or_else(|| {
+                    Error::Model(format!("no completion prompt for {task:?} in prompts.toml"))
+                })?;
+                Ok((render(&p.prompt)?, p.stop.clone()))
+            }
+            PromptStyle::Chat => {
+                let p = self.prompts.chat.get(task).ok_or_else(|| {
+                    Error::Model(format!("no chat prompt for {task:?} in prompts.toml"))
+                })?;
+                let mut messages = Vec::new();
+                if let Some(s) = &p.system {
+                    messages.push(("system", render(s)?));
+                }
+                messages.push(("user", render(&p.user)?));
+                let template = self.tokenizer.chat_template.as_deref().unwrap_or_default();
+                Ok((self.render_chat(template, &messages)?, Vec::new()))
+            }
+        }
+    }
+
+    /// Renders `messages` with the model's own chat template, as transformers would.
+    fn render_chat(&self, template: &str, messages: &[(&str, String)]) -> Result<String> {
+        let env = template_env();
+        let token = |id: Option<u32>| {
+            id.and_then(|i| self.tokenizer.tokenizer.id_to_token(i))
+                .unwrap_or_default()
+        };
+        let msgs: Vec<minijinja::Value> = messages
+            .iter()
+            .map(|(role, content)| minijinja::context! { role => role, content => content })
+            .collect();
+        env.render_str(
+            template,
+            minijinja::context! {
+                messages => msgs,
+                add_generation_prompt => true,
+                // Qwen3: answer directly, no <think> block.
+                enable_thinking => false,
+                bos_token => token(self.tokenizer.bos_id),
+                eos_token => token(self.tokenizer.eos_ids.first().copied()),
+            },
+        )
+        .map_err(|e| Error::Model(format!("chat template: {e}")))
+    }
+
+    /// Tokenizes a rendered prompt, adding BOS unless the template already wrote it.
+    pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
+        let mut ids = self.tokenizer.encode(prompt, false)?;
+        if let (true, Some(bos)) = (self.tokenizer.add_bos, self.tokenizer.bos_id) {
+            if ids.first() != Some(&bos) {
+                ids.insert(0, bos);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Generates a continuation of `prompt` (already rendered). `on_text` receives
+    /// text pieces as they are decoded, for streaming.
+    pub fn generate(
+        &mut self,
+        prompt: &str,
+        stop: &[String],
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<Generated> {
+        let ids = self.encode_prompt(prompt)?;
+        let room = self.model.max_positions().saturating_sub(ids.len());
+        if room == 0 {
+            return Err(Error::Model(format!(
+                "the prompt has {} tokens, more than the {}-token context",
+                ids.len(),
+                self.model.max_positions()
+            )));
+        }
+        let max_new = opts.max_new_tokens.min(room);
+        self.model.reset();
+        let start = Instant::now();
+        let mut logits = self.model.forward(&ids, false)?;
+        let prompt_secs = start.elapsed().as_secs_f64();
+
+        let start = Instant::now();
+        let mut processor = opts.sampling.processor();
+        let mut stream = TokenStream::new(self.tokenizer.tokenizer.clone());
+        let mut generated: Vec<u32> = Vec::new();
+        let mut text = String::new();
+        let mut emitted = 0;
+        let mut reason = StopReason::Length;
+        while generated.len() < max_new {
+            let row = logits.squeeze(0)?;
+            let row = if opts.repetition_penalty != 1.0 {
+                let tail = generated.len().saturating_sub(opts.repeat_last_n);
+                candle_transformers::utils::apply_repeat_penalty(
+                    &row,
+                    opts.repetition_penalty,
+                    &generated[tail..],
+                )?
+            } else {
+                row
+            };
+            let next = processor.sample(&row)?;
+            if self.tokenizer.eos_ids.contains(&next) {
+                reason = StopReason::Eos;
+                break;
+            }
+            generated.push(next);
+            if let Some(piece) = stream.push(next)? {
+                text.push_str(&piece);
+            }
+            if let Some(cut) = stop_position(&text, stop) {
+                text.truncate(cut);
+                reason = StopReason::StopString;
+                break;
+            }
+            if let Some(keep) = loop_cut(&generated) {
+                generated.truncate(keep);
+                text = self
+                    .tokenizer
+                    .tokenizer
+                    .decode(&generated, true)
+                    .map_err(|e| Error::Model(format!("decoding: {e}")))?;
+                reason = StopReason::Loop;
+                break;
+            }
+            // Hold back what could still become a stop string.
+            let safe = safe_prefix_len(&text, stop);
+            if safe > emitted {
+                on_text(&text[emitted..safe]);
+                emitted = safe;
+            }
+            logits = self.model.forward(&[next], false)?;
+        }
+        if reason == StopReason::Length || reason == StopReason::Eos {
+            if let Some(rest) = stream.finish()? {
+                text.push_str(&rest);
+            }
+        }
+        if text.len() > emitted && reason != StopReason::Loop {
+            on_text(&text[emitted..]);
+        }
+        Ok(Generated {
+            text: text.trim().to_string(),
+            prompt_tokens: ids.len(),
+            new_tokens: generated.len(),
+            prompt_secs,
+            gen_secs: start.elapsed().as_secs_f64(),
+            stop: reason,
+        })
+    }
+
+    /// Logits of every position of `ids` from a fresh cache, as (positions, vocab).
+    pub fn prompt_logits(&mut self, ids: &[u32]) -> Result<Tensor> {
+        self.model.reset();
+        self.model.forward(ids, true)
+    }
+}
+
+/// A template environment with Python-style string methods, as HF chat templates use.
+fn template_env() -> minijinja::Environment<'static> {
+    let mut env = minijinja::Environment::new();
+    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.add_function(
+        "raise_exception",
+        |msg: String| -> std::result::Result<String, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                msg,
+            ))
+        },
+    );
+    env
+}
+
+/// Where the first stop string starts in `text`, ignoring leading whitespace (a base
+/// model often opens its answer with the very newline that later ends it).
+fn stop_position(text: &str, stop: &[String]) -> Option<usize> {
+    let lead = text.len() - text.trim_start().len();
+    stop.iter()
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| text[lead..].find(s.as_str()).map(|i| i + lead))
+        .min()
+}
+
+/// Length of `text` that cannot be the start of a stop string.
+fn safe_prefix_len(text: &str, stop: &[String]) -> usize {
+    let mut safe = text.len();
+    for s in stop.iter().filter(|s| !s.is_empty()) {
+        for (i, _) in text.char_indices().rev().take(s.chars().count()) {
+            if s.starts_with(&text[i..]) {
+                safe = safe.min(i);
+            }
+        }
+    }
+    safe
+}
+
+/// When the tail of `ids` is one block repeated three times (at least 12 tokens each
+/// time in all), the length to keep: everything up to the end of the first copy.
+fn loop_cut(ids: &[u32]) -> Option<usize> {
+    let n = ids.len();
+    (1..=n / 3).find_map(|p| {
+        if 3 * p < 12 {
+            return None;
+        }
+        let a = &ids[n - 3 * p..n - 2 * p];
+        let b = &ids[n - 2 * p..n - p];
+        let c = &ids[n - p..];
+        (a == b && b == c).then_some(n - 2 * p)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_parse_and_render() {
+        let p = Prompts::builtin().unwrap();
+        for task in ["summarize", "reduce", "translate"] {
+            assert!(p.chat.contains_key(task), "{task}");
+            assert!(p.completion.contains_key(task), "{task}");
+        }
+        let env = template_env();
+        let out = env
+            .render_str(
+                &p.chat["summarize"].user,
+                minijinja::context! { article => "TEXT", language => "English", sentences => 3, words => 0, style => "brief" },
+            )
+            .unwrap();
+        assert!(out.contains("in English") && out.contains("3 sentences") && out.ends_with("TEXT"));
+    }
+
+    #[test]
+    fn stop_strings_are_found_after_leading_space() {
+        let stop = vec!["\n".to_string()];
+        assert_eq!(stop_position("\n The end.\nMore", &stop), Some(10));
+        assert_eq!(stop_position("no stop", &stop), None);
+        assert_eq!(safe_prefix_len("abc\n", &stop), 3);
+        let stop = vec!["END".to_string()];
+        assert_eq!(safe_prefix_len("text EN", &stop), 5);
+    }
+
+    #[test]
+    fn loops_are_cut_to_one_copy() {
+        let mut ids: Vec<u32> = vec![1, 2, 3];
+        for _ in 0..3 {
+            ids.extend([7, 8, 9, 10, 11, 12]);
+        }
+        assert_eq!(loop_cut(&ids), Some(3 + 6));
+        assert_eq!(loop_cut(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]), None);
+        // Short stutters ("- - -") are left to the repetition penalty.
+        assert_eq!(loop_cut(&[5, 5, 5]), None);
+    }
+
+    #[test]
+    fn chat_template_renders_with_python_methods() {
+        let env = template_env();
+        let t = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content.strip() }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+        let out = env
+            .render_str(
+                t,
+                minijinja::context! { messages => vec![minijinja::context!{ role => "user", content => " hi " }], add_generation_prompt => true },
+            )
+            .unwrap();
+        assert_eq!(out, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+    }
+}
+
+impl LlmEngine {
+    /// Template variables of a request; `text` fills the article slot.
+    fn vars(req: &super::WriteRequest, text: &str) -> minijinja::Value {
+        let o = req.opts;
+        minijinja::context! {
+            article => text,
+            language => language_name(req.lang),
+            source_language => language_name(req.source_lang),
+            sentences => o.sentences,
+            words => o.words.unwrap_or(0),
+            style => o.style.name(),
+        }
+    }
+
+    /// Token limit of the answer to `req`.
+    fn answer_tokens(&self, req: &super::WriteRequest) -> Result<usize> {
+        if let Some(m) = req.opts.max_tokens {
+            return Ok(m);
+        }
+        let o = req.opts;
+        Ok(match req.task {
+            // Russian and English run at about two tokens a word in these vocabularies.
+            super::WriteTask::Translate => 2 * self.count_tokens(req.text)? + 32,
+            _ => match (o.style, o.words) {
+                (super::SummaryStyle::Headline, _) => 40,
+                (_, Some(w)) => 2 * w + 32,
+                _ => 48 * o.sentences + 32,
+            },
+        })
+    }
+}
+
+impl super::TextWriter for LlmEngine {
+    fn engine_name(&self) -> &'static str {
+        "llm"
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        LlmEngine::count_tokens(self, text)
+    }
+
+    fn input_budget(&self, req: &super::WriteRequest) -> Result<usize> {
+        let (prompt, _) = self.render(req.task.key(), &Self::vars(req, ""))?;
+        let fixed = self.encode_prompt(&prompt)?.len();
+        let answer = match req.task {
+            // The answer grows with the input: split the room between them.
+            super::WriteTask::Translate => {
+                return Ok(self.model.max_positions().saturating_sub(fixed + 32) / 3)
+            }
+            _ => self.answer_tokens(req)?,
+        };
+        Ok(self
+            .model
+            .max_positions()
+            .saturating_sub(fixed + answer + 8))
+    }
+
+    fn write(
+        &mut self,
+        req: &super::WriteRequest,
+        on_text: &mut dyn FnMut(&str),
+    ) -> Result<super::Written> {
+        let (prompt, stop) = self.render(req.task.key(), &Self::vars(req, req.text))?;
+        let opts = GenerateOptions {
+            max_new_tokens: self.answer_tokens(req)?,
+            ..req.opts.generation.clone()
+        };
+        let g = self.generate(&prompt, &stop, &opts, on_text)?;
+        Ok(super::Written {
+            text: g.text,
+            tokens_in: g.prompt_tokens,
+            tokens_out: g.new_tokens,
+            looped: g.stop == StopReason::Loop,
+        })
+    }
+}

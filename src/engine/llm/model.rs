@@ -1,0 +1,648 @@
+//! Quantized GGUF language models (Gemma 3, Qwen2/2.5, Qwen3, Llama) on candle ops.
+//!
+//! One decoder implementation covers the four families; they differ in a handful of
+//! switches read from the GGUF metadata ([`LlmConfig`]). We do not use
+//! candle-transformers' quantized models because they fall short of llama.cpp parity:
+//! its Gemma 3 gates the FFN with SiLU where Gemma 3 uses tanh-GELU, ignores the sliding
+//! window once generation passes it, masks out the cache on chunked prefill, returns
+//! only the last position's logits, and dequantizes the whole embedding table (670 MB
+//! for Gemma's 262k vocabulary) where a row lookup on the quantized table suffices.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek};
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor, D};
+use candle_transformers::quantized_nn::RmsNorm;
+
+use crate::{Error, Result};
+
+/// The model families svodka runs, from `general.architecture`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Google Gemma 3 (text).
+    Gemma3,
+    /// Qwen2 and Qwen2.5.
+    Qwen2,
+    /// Qwen3 (dense).
+    Qwen3,
+    /// Llama 2/3 and relatives.
+    Llama,
+}
+
+impl Family {
+    fn from_arch(arch: &str) -> Option<Family> {
+        match arch {
+            "gemma3" => Some(Family::Gemma3),
+            "qwen2" => Some(Family::Qwen2),
+            "qwen3" => Some(Family::Qwen3),
+            "llama" => Some(Family::Llama),
+            _ => None,
+        }
+    }
+}
+
+/// Gated feed-forward activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Activation {
+    Silu,
+    GeluTanh,
+}
+
+/// Hyper-parameters read from GGUF metadata.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmConfig {
+    /// Model family.
+    pub family: Family,
+    /// The GGUF architecture string (metadata key prefix).
+    pub arch: String,
+    /// Number of transformer blocks.
+    pub n_layer: usize,
+    /// Hidden size.
+    pub n_embd: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads (grouped-query attention).
+    pub n_kv_head: usize,
+    /// Size of one attention head.
+    pub head_dim: usize,
+    /// RMS norm epsilon.
+    pub rms_eps: f64,
+    /// RoPE base frequency of global layers.
+    pub rope_base: f32,
+    /// RoPE base frequency of sliding-window layers.
+    pub rope_base_swa: f32,
+    /// RoPE position scale of global layers (1 / linear scaling factor).
+    pub rope_scale: f32,
+    /// Sliding window size and the period of global layers (Gemma 3: every 6th).
+    pub sliding_window: Option<(usize, usize)>,
+    /// Context length the model was trained for.
+    pub context_length: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    activation: Activation,
+    attn_scale: f64,
+    embed_scale: Option<f64>,
+    rope_interleaved: bool,
+}
+
+fn md<'a>(
+    meta: &'a HashMap<String, gguf_file::Value>,
+    arch: &str,
+    key: &str,
+) -> Option<&'a gguf_file::Value> {
+    meta.get(&format!("{arch}.{key}"))
+}
+
+fn md_usize(meta: &HashMap<String, gguf_file::Value>, arch: &str, key: &str) -> Result<usize> {
+    let v = md(meta, arch, key)
+        .ok_or_else(|| Error::Model(format!("GGUF metadata lacks {arch}.{key}")))?;
+    Ok(v.to_u32().map_err(Error::from)? as usize)
+}
+
+fn md_f32(meta: &HashMap<String, gguf_file::Value>, arch: &str, key: &str) -> Option<f32> {
+    md(meta, arch, key).and_then(|v| v.to_f32().ok())
+}
+
+impl LlmConfig {
+    /// Reads and checks the hyper-parameters of a GGUF model.
+    pub fn from_gguf(content: &gguf_file::Content) -> Result<LlmConfig> {
+        let meta = &content.metadata;
+        let arch = meta
+            .get("general.architecture")
+            .and_then(|v| v.to_string().ok())
+            .cloned()
+            .ok_or_else(|| Error::Model("GGUF metadata lacks general.architecture".into()))?;
+        let family = Family::from_arch(&arch).ok_or_else(|| {
+            Error::Unsupported(format!(
+                "GGUF architecture {arch:?} is not supported (supported: gemma3, qwen2, qwen3, llama)"
+            ))
+        })?;
+        let n_layer = md_usize(meta, &arch, "block_count")?;
+        let n_embd = md_usize(meta, &arch, "embedding_length")?;
+        let n_head = md_usize(meta, &arch, "attention.head_count")?;
+        let n_kv_head = md_usize(meta, &arch, "attention.head_count_kv").unwrap_or(n_head);
+        let head_dim = md_usize(meta, &arch, "attention.key_length").unwrap_or(n_embd / n_head);
+        let rot = md_usize(meta, &arch, "rope.dimension_count").unwrap_or(head_dim);
+        if rot != head_dim || n_head % n_kv_head != 0 {
+            return Err(Error::Unsupported(format!(
+                "GGUF model with partial rotary embeddings ({rot} of {head_dim}) or {n_head} heads over {n_kv_head} kv heads is not supported"
+            )));
+        }
+        let rms_eps = md_f32(meta, &arch, "attention.layer_norm_rms_epsilon").unwrap_or(1e-6) as f64;
+        let rope_base = md_f32(meta, &arch, "rope.freq_base").unwrap_or(10_000.0);
+        let linear_scaling = md(meta, &arch, "rope.scaling.type")
+            .and_then(|v| v.to_string().ok())
+            .is_some_and(|t| t == "linear");
+        let rope_scale = match md_f32(meta, &arch, "rope.scaling.factor") {
+            Some(f) if linear_scaling && f > 0.0 => 1.0 / f,
+            _ => 1.0,
+        };
+        let context_length = md_usize(meta, &arch, "context_length").unwrap_or(4096);
+        let vocab_size = content
+            .tensor_infos
+            .get("token_embd.weight")
+            .map(|t| t.shape.dims()[0])
+            .ok_or_else(|| Error::Model("GGUF file has no token_embd.weight".into()))?;
+        let gemma = family == Family::Gemma3;
+        let sliding_window = if gemma {
+            let window = md_usize(meta, &arch, "attention.sliding_window")?;
+            let period = md_usize(meta, &arch, "attention.sliding_window_pattern").unwrap_or(6);
+            Some((window, period))
+        } else {
+            None
+        };
+        // llama.cpp: Gemma 3 27B scales queries by 1/sqrt(n_embd / n_head), the others by
+        // 1/sqrt(head_dim); it recognises the 27B by its 62 layers.
+        let attn_scale = if gemma && n_layer == 62 {
+            1.0 / ((n_embd / n_head) as f64).sqrt()
+        } else {
+            1.0 / (head_dim as f64).sqrt()
+        };
+        Ok(LlmConfig {
+            family,
+            n_layer,
+            n_embd,
+            n_head,
+            n_kv_head,
+            head_dim,
+            rms_eps,
+            rope_base,
+            rope_base_swa: if gemma {
+                md_f32(meta, &arch, "rope.local_freq_base").unwrap_or(10_000.0)
+            } else {
+                rope_base
+            },
+            rope_scale,
+            sliding_window,
+            context_length,
+            vocab_size,
+            activation: if gemma {
+                Activation::GeluTanh
+            } else {
+                Activation::Silu
+            },
+            attn_scale,
+            embed_scale: gemma.then(|| (n_embd as f64).sqrt()),
+            rope_interleaved: family == Family::Llama,
+            arch,
+        })
+    }
+
+    /// Whether layer `il` attends only within the sliding window.
+    fn window_of(&self, il: usize) -> Option<usize> {
+        self.sliding_window
+            .and_then(|(w, period)| ((il + 1) % period != 0).then_some(w))
+    }
+}
+
+/// Cosine and sine tables of rotary embeddings for one base frequency.
+#[derive(Debug, Clone)]
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
+}
+
+impl Rope {
+    fn new(
+        base: f32,
+        scale: f32,
+        head_dim: usize,
+        factors: Option<&[f32]>,
+        max_pos: usize,
+        device: &Device,
+    ) -> Result<Rope> {
+        let inv_freq: Vec<f32> = (0..head_dim / 2)
+            .map(|i| {
+                let f = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
+                f / factors.map_or(1.0, |fs| fs[i])
+            })
+            .collect();
+        let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), device)?;
+        let pos = Tensor::arange(0u32, max_pos as u32, device)?
+            .to_dtype(DType::F32)?
+            .affine(scale as f64, 0.0)?
+            .reshape((max_pos, 1))?;
+        let angles = pos.matmul(&inv_freq)?;
+        Ok(Rope {
+            cos: angles.cos()?,
+            sin: angles.sin()?,
+        })
+    }
+
+    /// Rotates `x` laid out as (batch, seq, heads, head_dim) for positions from `offset`.
+    fn apply(&self, x: &Tensor, offset: usize, interleaved: bool) -> Result<Tensor> {
+        let seq = x.dim(1)?;
+        let cos = self.cos.narrow(0, offset, seq)?;
+        let sin = self.sin.narrow(0, offset, seq)?;
+        let x = x.contiguous()?;
+        Ok(if interleaved {
+            // rope_i wants (batch, heads, seq, dim).
+            let t = x.transpose(1, 2)?.contiguous()?;
+            candle_nn::rotary_emb::rope_i(&t, &cos, &sin)?.transpose(1, 2)?
+        } else {
+            candle_nn::rotary_emb::rope_thd(&x, &cos, &sin)?
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    attn_norm: RmsNorm,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    bq: Option<Tensor>,
+    bk: Option<Tensor>,
+    bv: Option<Tensor>,
+    q_norm: Option<RmsNorm>,
+    k_norm: Option<RmsNorm>,
+    post_attn_norm: Option<RmsNorm>,
+    ffn_norm: RmsNorm,
+    post_ffn_norm: Option<RmsNorm>,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+    window: Option<usize>,
+    rope: Arc<Rope>,
+    cache: candle_nn::kv_cache::KvCache,
+}
+
+/// Reads tensors of one GGUF file.
+struct Loader<'a, R> {
+    content: &'a gguf_file::Content,
+    reader: &'a mut R,
+    device: &'a Device,
+}
+
+impl<R: Read + Seek> Loader<'_, R> {
+    fn has(&self, name: &str) -> bool {
+        self.content.tensor_infos.contains_key(name)
+    }
+
+    fn qtensor(&mut self, name: &str) -> Result<QTensor> {
+        self.content
+            .tensor(self.reader, name, self.device)
+            .map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
+    }
+
+    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
+        let t = self.qtensor(name)?;
+        if let Ok(list) = std::env::var("DBG_DEQ") {
+            if list.split(',').any(|d| format!("{:?}", t.dtype()) == d) {
+                return Ok(QMatMul::Tensor(t.dequantize(self.device)?));
+            }
+        }
+        Ok(QMatMul::from_qtensor(t)?)
+    }
+
+    fn norm(&mut self, name: &str, eps: f64) -> Result<RmsNorm> {
+        Ok(RmsNorm::from_qtensor(self.qtensor(name)?, eps)?)
+    }
+
+    fn opt_norm(&mut self, name: &str, eps: f64) -> Result<Option<RmsNorm>> {
+        if self.has(name) {
+            self.norm(name, eps).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn opt_dense(&mut self, name: &str) -> Result<Option<Tensor>> {
+        if self.has(name) {
+            Ok(Some(self.qtensor(name)?.dequantize(self.device)?))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A GGUF decoder-only language model with its key/value caches.
+pub struct LlmModel {
+    config: LlmConfig,
+    embeddings: Arc<QTensor>,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    output: QMatMul,
+    device: Device,
+    /// Positions already in the caches.
+    pos: usize,
+    /// Longest sequence the rotary tables cover.
+    max_pos: usize,
+}
+
+impl LlmModel {
+    /// Builds the model from parsed GGUF `content`, reading tensors from `reader`.
+    /// `max_pos` bounds the sequence length (prompt + generation).
+    pub fn from_gguf<R: Read + Seek>(
+        content: &gguf_file::Content,
+        reader: &mut R,
+        device: &Device,
+        max_pos: usize,
+    ) -> Result<LlmModel> {
+        let config = LlmConfig::from_gguf(content)?;
+        let max_pos = max_pos.min(config.context_length).max(1);
+        let mut ld = Loader {
+            content,
+            reader,
+            device,
+        };
+        let eps = config.rms_eps;
+        let factors = if ld.has("rope_freqs.weight") {
+            Some(
+                ld.qtensor("rope_freqs.weight")?
+                    .dequantize(device)?
+                    .to_vec1::<f32>()?,
+            )
+        } else {
+            None
+        };
+        let hd = config.head_dim;
+        let global = Arc::new(Rope::new(
+            config.rope_base,
+            config.rope_scale,
+            hd,
+            factors.as_deref(),
+            max_pos,
+            device,
+        )?);
+        let local = if config.sliding_window.is_some() {
+            Arc::new(Rope::new(
+                config.rope_base_swa,
+                1.0,
+                hd,
+                None,
+                max_pos,
+                device,
+            )?)
+        } else {
+            global.clone()
+        };
+        let embeddings = Arc::new(ld.qtensor("token_embd.weight")?);
+        let output = if ld.has("output.weight") {
+            ld.matmul("output.weight")?
+        } else {
+            QMatMul::from_arc(embeddings.clone())?
+        };
+        let norm = ld.norm("output_norm.weight", eps)?;
+        let mut layers = Vec::with_capacity(config.n_layer);
+        for il in 0..config.n_layer {
+            let p = format!("blk.{il}");
+            let window = config.window_of(il);
+            layers.push(Layer {
+                attn_norm: ld.norm(&format!("{p}.attn_norm.weight"), eps)?,
+                wq: ld.matmul(&format!("{p}.attn_q.weight"))?,
+                wk: ld.matmul(&format!("{p}.attn_k.weight"))?,
+                wv: ld.matmul(&format!("{p}.attn_v.weight"))?,
+                wo: ld.matmul(&format!("{p}.attn_output.weight"))?,
+                bq: ld.opt_dense(&format!("{p}.attn_q.bias"))?,
+                bk: ld.opt_dense(&format!("{p}.attn_k.bias"))?,
+                bv: ld.opt_dense(&format!("{p}.attn_v.bias"))?,
+                q_norm: ld.opt_norm(&format!("{p}.attn_q_norm.weight"), eps)?,
+                k_norm: ld.opt_norm(&format!("{p}.attn_k_norm.weight"), eps)?,
+                post_attn_norm: ld.opt_norm(&format!("{p}.post_attention_norm.weight"), eps)?,
+                ffn_norm: ld.norm(&format!("{p}.ffn_norm.weight"), eps)?,
+                post_ffn_norm: ld.opt_norm(&format!("{p}.post_ffw_norm.weight"), eps)?,
+                gate: ld.matmul(&format!("{p}.ffn_gate.weight"))?,
+                up: ld.matmul(&format!("{p}.ffn_up.weight"))?,
+                down: ld.matmul(&format!("{p}.ffn_down.weight"))?,
+                rope: if window.is_some() {
+                    local.clone()
+                } else {
+                    global.clone()
+                },
+                window,
+                cache: candle_nn::kv_cache::KvCache::new(2, max_pos),
+            });
+        }
+        Ok(LlmModel {
+            config,
+            embeddings,
+            layers,
+            norm,
+            output,
+            device: device.clone(),
+            pos: 0,
+            max_pos,
+        })
+    }
+
+    /// Opens a `.gguf` file and builds the model on `device`.
+    pub fn load(path: &Path, device: &Device, max_pos: usize) -> Result<LlmModel> {
+        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let content = gguf_file::Content::read(&mut file)
+            .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
+        LlmModel::from_gguf(&content, &mut file, device, max_pos)
+    }
+
+    /// The model's hyper-parameters.
+    pub fn config(&self) -> &LlmConfig {
+        &self.config
+    }
+
+    /// Positions already processed (the cache length).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    /// Longest sequence this instance can hold.
+    pub fn max_positions(&self) -> usize {
+        self.max_pos
+    }
+
+    /// Forgets everything processed so far.
+    pub fn reset(&mut self) {
+        self.pos = 0;
+        for l in &mut self.layers {
+            l.cache.reset();
+        }
+    }
+
+    /// Runs `tokens` after what is already cached. Returns the logits of every new
+    /// position as (tokens, vocab) when `all_logits`, else of the last one as (1, vocab).
+    pub fn forward(&mut self, tokens: &[u32], all_logits: bool) -> Result<Tensor> {
+        let seq = tokens.len();
+        if seq == 0 {
+            return Err(Error::Model("forward called with no tokens".into()));
+        }
+        if self.pos + seq > self.max_pos {
+            return Err(Error::Model(format!(
+                "sequence of {} tokens exceeds the context of {} this model was opened with",
+                self.pos + seq,
+                self.max_pos
+            )));
+        }
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embeddings.embedding(&ids)?.unsqueeze(0)?;
+        if let Some(s) = self.config.embed_scale {
+            x = (x * s)?;
+        }
+        let offset = self.pos;
+        for layer in &mut self.layers {
+            x = layer_forward(layer, &self.config, &x, offset)?;
+        }
+        self.pos += seq;
+        let x = x.squeeze(0)?;
+        let x = if all_logits {
+            x
+        } else {
+            x.narrow(0, seq - 1, 1)?
+        };
+        let x = self.norm.forward(&x)?;
+        Ok(self.output.forward(&x)?)
+    }
+}
+
+/// Additive attention mask (0 or -inf) for `seq` new queries after `offset` cached
+/// positions, with keys from `start` to `offset + seq`, repeated `rep` times over rows.
+fn attention_mask(
+    seq: usize,
+    offset: usize,
+    start: usize,
+    window: Option<usize>,
+    rep: usize,
+    device: &Device,
+) -> Result<Tensor> {
+    let kv_len = offset + seq - start;
+    let mut data = Vec::with_capacity(rep * seq * kv_len);
+    for _ in 0..rep {
+        for i in 0..seq {
+            let qpos = offset + i;
+            data.extend((start..offset + seq).map(|kpos| {
+                let visible = kpos <= qpos && window.is_none_or(|w| qpos - kpos < w);
+                if visible {
+                    0f32
+                } else {
+                    f32::NEG_INFINITY
+                }
+            }));
+        }
+    }
+    Ok(Tensor::from_vec(data, (rep * seq, kv_len), device)?)
+}
+
+fn linear(w: &QMatMul, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
+    let y = w.forward(x)?;
+    Ok(match b {
+        Some(b) => y.broadcast_add(b)?,
+        None => y,
+    })
+}
+
+fn layer_forward(layer: &mut Layer, cfg: &LlmConfig, x: &Tensor, offset: usize) -> Result<Tensor> {
+    let (b, seq, _) = x.dims3()?;
+    let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
+    let rep = nh / nkv;
+
+    let h = layer.attn_norm.forward(x)?;
+    let q = linear(&layer.wq, layer.bq.as_ref(), &h)?.reshape((b, seq, nh, hd))?;
+    let k = linear(&layer.wk, layer.bk.as_ref(), &h)?.reshape((b, seq, nkv, hd))?;
+    let v = linear(&layer.wv, layer.bv.as_ref(), &h)?.reshape((b, seq, nkv, hd))?;
+    let q = match &layer.q_norm {
+        Some(n) => n.forward(&q.contiguous()?)?,
+        None => q,
+    };
+    let k = match &layer.k_norm {
+        Some(n) => n.forward(&k.contiguous()?)?,
+        None => k,
+    };
+    let q = layer.rope.apply(&q, offset, cfg.rope_interleaved)?;
+    let k = layer.rope.apply(&k, offset, cfg.rope_interleaved)?;
+    let q = (q * cfg.attn_scale)?;
+
+    // Cache layout (batch, kv_heads, positions, head_dim).
+    let k = k.transpose(1, 2)?.contiguous()?;
+    let v = v.transpose(1, 2)?.contiguous()?;
+    let (k, v) = layer.cache.append(&k, &v)?;
+    let total = offset + seq;
+    // Keys older than every query's window are never visible: leave them out.
+    let start = match layer.window {
+        Some(w) if offset + 1 > w => offset + 1 - w,
+        _ => 0,
+    };
+    let (k, v) = if start > 0 {
+        (
+            k.narrow(2, start, total - start)?,
+            v.narrow(2, start, total - start)?,
+        )
+    } else {
+        (k, v)
+    };
+
+    // Grouped-query attention without copying keys: the `rep` query heads that share a
+    // kv head become extra rows of one matmul.
+    let q = q
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((b, nkv, rep * seq, hd))?;
+    let mut att = q.matmul(&k.contiguous()?.t()?)?;
+    let needs_mask = seq > 1 || layer.window.is_some_and(|w| total - start > w);
+    if needs_mask {
+        let mask = attention_mask(seq, offset, start, layer.window, rep, x.device())?;
+        att = att.broadcast_add(&mask)?;
+    }
+    let att = candle_nn::ops::softmax_last_dim(&att)?;
+    let out = att.matmul(&v.contiguous()?)?;
+    let out = out
+        .reshape((b, nh, seq, hd))?
+        .transpose(1, 2)?
+        .reshape((b, seq, nh * hd))?;
+    let mut attn = layer.wo.forward(&out)?;
+    if let Some(n) = &layer.post_attn_norm {
+        attn = n.forward(&attn)?;
+    }
+    let x = (x + attn)?;
+
+    let h = layer.ffn_norm.forward(&x)?;
+    let gate = layer.gate.forward(&h)?;
+    let gate = match cfg.activation {
+        Activation::Silu => candle_nn::ops::silu(&gate)?,
+        Activation::GeluTanh => gate.gelu()?,
+    };
+    let mut ffn = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
+    if let Some(n) = &layer.post_ffn_norm {
+        ffn = n.forward(&ffn)?;
+    }
+    Ok((x + ffn)?)
+}
+
+/// The index of the largest value of a logits row (greedy choice).
+pub fn argmax(logits: &Tensor) -> Result<u32> {
+    Ok(logits
+        .flatten_all()?
+        .argmax(D::Minus1)?
+        .to_scalar::<u32>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_is_causal_and_windowed() {
+        let m = attention_mask(3, 2, 0, Some(2), 1, &Device::Cpu).unwrap();
+        let m = m.to_vec2::<f32>().unwrap();
+        let vis: Vec<Vec<bool>> = m
+            .iter()
+            .map(|r| r.iter().map(|x| *x == 0.0).collect())
+            .collect();
+        // Query at position 2 sees 1 and 2; at 3 sees 2, 3; at 4 sees 3, 4.
+        assert_eq!(vis[0], vec![false, true, true, false, false]);
+        assert_eq!(vis[1], vec![false, false, true, true, false]);
+        assert_eq!(vis[2], vec![false, false, false, true, true]);
+    }
+
+    #[test]
+    fn mask_rows_repeat_for_grouped_heads() {
+        let m = attention_mask(2, 0, 0, None, 2, &Device::Cpu).unwrap();
+        let m = m.to_vec2::<f32>().unwrap();
+        assert_eq!(m.len(), 4);
+        assert_eq!(m[0], m[2]);
+        assert_eq!(m[1], m[3]);
+        assert!(m[0][1].is_infinite() && m[1][1] == 0.0);
+    }
+}

@@ -1,0 +1,4 @@
+//! Tasks on whole articles: summarize, segment, translate.
+
+pub mod segment;
+pub mod summarize;

@@ -1,0 +1,162 @@
+//! Incremental detokenization: text pieces as tokens arrive, for streaming output.
+//!
+//! Modelled on candle-examples' `TokenOutputStream`, which decodes a window of tokens
+//! and emits what grew. That version cuts the decoded text at the byte length of the
+//! previous decode, which lands inside a character (or panics) when byte-fallback
+//! pieces first decode to U+FFFD and later complete a character, and it holds back
+//! anything not ending in an alphanumeric. Here a window is emitted only once its
+//! decode extends the previous one and does not end in an unfinished character.
+
+use tokenizers::Tokenizer;
+
+use crate::{Error, Result};
+
+/// What the byte-fallback decoder writes for bytes that form no character (yet).
+const REPLACEMENT: char = '\u{fffd}';
+
+/// Turns token ids, pushed one at a time, into text pieces whose concatenation is the
+/// decode of all ids (special tokens skipped).
+pub struct TokenStream {
+    tokenizer: Tokenizer,
+    ids: Vec<u32>,
+    /// Start of the decode window: the tokens before `read` give the context that keeps
+    /// the leading `▁` of the next token a space instead of a stripped prefix.
+    prefix: usize,
+    /// Tokens before this one have been emitted.
+    read: usize,
+}
+
+impl TokenStream {
+    /// A stream over `tokenizer`, with no tokens yet.
+    pub fn new(tokenizer: Tokenizer) -> Self {
+        TokenStream {
+            tokenizer,
+            ids: Vec::new(),
+            prefix: 0,
+            read: 0,
+        }
+    }
+
+    /// Adds one id; returns the text it completes, if any.
+    pub fn push(&mut self, id: u32) -> Result<Option<String>> {
+        self.ids.push(id);
+        let fresh = self.pending()?;
+        if fresh.is_empty() || fresh.ends_with(REPLACEMENT) {
+            return Ok(None);
+        }
+        self.prefix = self.read;
+        self.read = self.ids.len();
+        Ok(Some(fresh))
+    }
+
+    /// Returns whatever is still held back (an unfinished character decodes as U+FFFD).
+    pub fn finish(&mut self) -> Result<Option<String>> {
+        let fresh = self.pending()?;
+        self.prefix = self.ids.len();
+        self.read = self.ids.len();
+        Ok((!fresh.is_empty()).then_some(fresh))
+    }
+
+    /// All ids pushed so far.
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    /// Text of the tokens not emitted yet, decoded after the window's context. Should a
+    /// decoder ever rewrite the emitted part, they are decoded on their own instead,
+    /// since emitted text cannot be taken back.
+    fn pending(&self) -> Result<String> {
+        let emitted = self.decode(self.prefix, self.read)?;
+        let window = self.decode(self.prefix, self.ids.len())?;
+        match window.strip_prefix(&emitted) {
+            Some(fresh) => Ok(fresh.to_owned()),
+            None => self.decode(self.read, self.ids.len()),
+        }
+    }
+
+    fn decode(&self, from: usize, to: usize) -> Result<String> {
+        self.tokenizer
+            .decode(&self.ids[from..to], true)
+            .map_err(|e| Error::Model(format!("decoding tokens failed: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenizer::sentencepiece::from_spm_file;
+    use std::path::Path;
+
+    fn bpe() -> Tokenizer {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/spm/bpe.model");
+        from_spm_file(&path).unwrap()
+    }
+
+    /// Streams `text` token by token; returns the pieces and the full decode.
+    fn stream(tokenizer: &Tokenizer, text: &str) -> (Vec<String>, String) {
+        let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
+        let full = tokenizer.decode(&ids, true).unwrap();
+        let mut stream = TokenStream::new(tokenizer.clone());
+        let mut pieces = Vec::new();
+        for &id in &ids {
+            pieces.extend(stream.push(id).unwrap());
+        }
+        pieces.extend(stream.finish().unwrap());
+        assert_eq!(stream.ids(), ids.as_slice());
+        (pieces, full)
+    }
+
+    #[test]
+    fn pieces_concatenate_to_full_decode() {
+        let tokenizer = bpe();
+        for text in [
+            "Москва, 4 сентября — «Ёлочки» и ёжики 🎄 в тумане.",
+            "Emoji 👨‍👩‍👧‍👦 family, flags 🇷🇺🇬🇧 and 日本語.",
+            "  spaced   out  ",
+            "😀",
+        ] {
+            let (pieces, full) = stream(&tokenizer, text);
+            assert_eq!(pieces.concat(), full, "{text:?}");
+            assert!(
+                pieces.iter().all(|p| !p.contains(REPLACEMENT)),
+                "{text:?}: {pieces:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn multi_token_character_arrives_whole_and_spaces_survive() {
+        let tokenizer = bpe();
+        let ids = tokenizer
+            .encode("мир 🎄", false)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        let bytes = ids
+            .iter()
+            .filter(|&&id| {
+                tokenizer
+                    .id_to_token(id)
+                    .is_some_and(|t| t.starts_with("<0x"))
+            })
+            .count();
+        assert_eq!(bytes, 4, "the emoji should fall back to four byte pieces");
+        let (pieces, full) = stream(&tokenizer, "мир 🎄");
+        assert_eq!(full, "мир 🎄");
+        assert!(pieces.iter().any(|p| p.ends_with('🎄')), "{pieces:?}");
+        assert!(
+            pieces.first().is_some_and(|p| !p.starts_with(' ')),
+            "{pieces:?}"
+        );
+    }
+
+    #[test]
+    fn unfinished_character_comes_out_at_finish() {
+        let tokenizer = bpe();
+        let first_byte = tokenizer.token_to_id("<0xF0>").unwrap();
+        let mut stream = TokenStream::new(tokenizer);
+        assert_eq!(stream.push(first_byte).unwrap(), None);
+        assert_eq!(stream.finish().unwrap().as_deref(), Some("\u{fffd}"));
+        assert_eq!(stream.finish().unwrap(), None);
+    }
+}

@@ -1,0 +1,342 @@
+//! Integration tests: the real `svodka` binary on real files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+fn fixture(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
+}
+
+fn seed() -> PathBuf {
+    fixture("articles/seed-article.txt")
+}
+
+/// A Russian WMT22 article (headline, blank line, body).
+fn russian_article() -> PathBuf {
+    fixture("news-wmt22/ru/aif.49918.txt")
+}
+
+fn svodka() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_svodka"));
+    cmd.env_remove("HF_HUB_OFFLINE").env_remove("SVODKA_OFFLINE");
+    cmd
+}
+
+/// Runs svodka with `args` and an empty stdin.
+fn run(args: &[&str]) -> Output {
+    svodka()
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("svodka runs")
+}
+
+/// Runs svodka with `stdin` piped in.
+fn run_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = svodka()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("svodka starts");
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).expect("utf-8 output")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts exit code 2 and a single error line mentioning every `needles`.
+fn assert_usage_error(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stderr: {err}");
+    assert!(o.stdout.is_empty(), "no output on error: {}", stdout(o));
+    assert_eq!(err.trim_end().lines().count(), 1, "one line: {err:?}");
+    for n in needles {
+        assert!(err.contains(n), "{n:?} not in {err:?}");
+    }
+}
+
+#[test]
+fn summarize_seed_article_names_the_meeting_and_topics() {
+    let o = run(&["summarize", "--engine", "extractive", seed().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o).to_lowercase();
+    assert!(out.contains("mishustin"), "{out}");
+    assert!(out.contains("lukashenko"), "{out}");
+    assert!(
+        ["border", "travel", "oil", "petroleum"]
+            .iter()
+            .any(|w| out.contains(w)),
+        "{out}"
+    );
+}
+
+#[test]
+fn summarize_json_carries_title_metadata_and_sources() {
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        "--format",
+        "json",
+        "--sentences",
+        "4",
+        seed().to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["title"],
+        "Travel Ban, Oil Supplies on Russia-Belarus Agenda"
+    );
+    assert_eq!(v["language"]["lang"], "en");
+    assert_eq!(v["metadata"]["date_iso"], "2020-09-04");
+    assert_eq!(
+        v["metadata"]["source_url"],
+        "https://www.themoscowtimes.com/2020/09/04/travel-ban-oil-supplies-on-russia-belarus-agenda-a7134"
+    );
+    assert_eq!(v["engine"], "extractive");
+    let sentences = v["summary"]["sentences"].as_array().unwrap();
+    assert_eq!(sentences.len(), 4);
+    let paras: Vec<u64> = sentences
+        .iter()
+        .map(|s| s["paragraph"].as_u64().unwrap())
+        .collect();
+    assert!(paras.windows(2).all(|w| w[0] <= w[1]), "article order");
+    assert!(v["elapsed_ms"].is_u64());
+}
+
+#[test]
+fn summarize_markdown_has_headline_and_byline() {
+    let o = run(&["summarize", "--engine", "extractive", "--format", "markdown", seed().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("# Travel Ban, Oil Supplies on Russia-Belarus Agenda\n"));
+    assert!(out.contains("September 04, 2020"));
+}
+
+#[test]
+fn summarize_russian_article_in_russian() {
+    let o = run(&["summarize", "--engine", "extractive", "-n", "2", russian_article().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.chars().filter(|c| ('а'..='я').contains(c)).count() > 50);
+}
+
+#[test]
+fn summarize_in_another_language_is_refused_by_extractive() {
+    let o = run(&["summarize", "--engine", "extractive", "--lang", "en", russian_article().to_str().unwrap()]);
+    assert_usage_error(&o, &["aif.49918.txt"]);
+}
+
+#[test]
+fn segment_prints_title_then_sentences_and_paragraph_breaks() {
+    let o = run(&["segment", seed().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let blocks: Vec<&str> = out.trim_end().split("\n\n").collect();
+    assert_eq!(blocks[0], "Travel Ban, Oil Supplies on Russia-Belarus Agenda");
+    assert!(blocks[1].starts_with("Russia and Belarus are preparing"));
+    // "Aug. 9" must not end a sentence.
+    assert!(!out.contains("Aug.\n"));
+    assert!(!out.lines().any(|l| l.trim() == "4"), "stray 4 dropped");
+}
+
+#[test]
+fn segment_json_has_languages() {
+    let o = run(&["segment", "--format", "json", russian_article().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let paras = v["paragraphs"].as_array().unwrap();
+    assert!(!paras.is_empty());
+    for p in paras {
+        assert_eq!(p["language"]["lang"], "ru");
+        assert!(p["language"]["confidence"].as_f64().unwrap() > 0.5);
+    }
+}
+
+/// Encodes `text` (Cyrillic + ASCII only) into a single-byte legacy encoding.
+fn encode_legacy(text: &str, encoding: &'static encoding_rs::Encoding) -> Vec<u8> {
+    let (bytes, _, unmappable) = encoding.encode(text);
+    assert!(!unmappable, "text fits {}", encoding.name());
+    bytes.into_owned()
+}
+
+#[test]
+fn legacy_russian_encodings_read_like_utf8() {
+    let text = std::fs::read_to_string(russian_article()).unwrap();
+    let dir = TempDir::new().unwrap();
+    let reference = stdout(&run(&["segment", russian_article().to_str().unwrap()]));
+    for (name, enc) in [
+        ("cp1251.txt", encoding_rs::WINDOWS_1251),
+        ("koi8.txt", encoding_rs::KOI8_R),
+    ] {
+        let path = dir.path().join(name);
+        let crlf = text.replace('\n', "\r\n");
+        std::fs::write(&path, encode_legacy(&crlf, enc)).unwrap();
+        let o = run(&["segment", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(stdout(&o), reference, "{name}");
+    }
+}
+
+#[test]
+fn forced_wrong_encoding_is_an_error_naming_the_file() {
+    let text = std::fs::read_to_string(russian_article()).unwrap();
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("cp1251.txt");
+    std::fs::write(&path, encode_legacy(&text, encoding_rs::WINDOWS_1251)).unwrap();
+    let o = run(&["segment", "--encoding", "utf-8", path.to_str().unwrap()]);
+    assert_usage_error(&o, &["cp1251.txt"]);
+}
+
+#[test]
+fn html_page_reduced_to_headline_and_paragraphs() {
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("page.html");
+    std::fs::write(
+        &path,
+        r#"<!DOCTYPE html><html><head><title>Site | News</title>
+<script>var tracker = "do not print me";</script><style>p { color: red }</style></head>
+<body><nav><a href="/">Home</a> <a href="/world">World</a></nav>
+<article><h1>Oil talks resume in Minsk</h1>
+<p>Russian Prime Minister Mikhail Mishustin met Alexander Lukashenko in Minsk on Thursday.</p>
+<p>The sides discussed <a href="https://example.com/oil">oil supplies</a> and reopening the border.</p>
+</article><footer>Copyright 2020</footer></body></html>"#,
+    )
+    .unwrap();
+    let o = run(&["segment", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.starts_with("Oil talks resume in Minsk\n\n"), "{out}");
+    assert!(out.contains("met Alexander Lukashenko in Minsk on Thursday."));
+    assert!(out.contains("discussed oil supplies and reopening"));
+    for junk in ["tracker", "color", "Home", "Copyright"] {
+        assert!(!out.contains(junk), "{junk} in {out}");
+    }
+}
+
+#[test]
+fn stdin_is_read_when_no_file_is_given() {
+    let o = run_stdin(&["segment"], "Привет, мир. Как дела?".as_bytes());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "Привет, мир.\nКак дела?\n");
+    let o = run_stdin(&["segment", "-"], b"One. Two.");
+    assert_eq!(stdout(&o), "One.\nTwo.\n");
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors_with_exit_2() {
+    let dir = TempDir::new().unwrap();
+    let missing = dir.path().join("missing.txt");
+    assert_usage_error(&run(&["summarize", "--engine", "extractive", missing.to_str().unwrap()]), &["missing.txt"]);
+
+    assert_usage_error(
+        &run(&["summarize", "--engine", "extractive", dir.path().to_str().unwrap()]),
+        &[dir.path().to_str().unwrap(), "directory"],
+    );
+
+    let empty = dir.path().join("empty.txt");
+    std::fs::write(&empty, "").unwrap();
+    assert_usage_error(&run(&["summarize", "--engine", "extractive", empty.to_str().unwrap()]), &["empty.txt", "empty"]);
+
+    let blank = dir.path().join("blank.txt");
+    std::fs::write(&blank, " \n\t\r\n  \n").unwrap();
+    assert_usage_error(&run(&["segment", blank.to_str().unwrap()]), &["blank.txt", "empty"]);
+
+    let binary = dir.path().join("photo.txt");
+    let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    png.extend((0..=255u8).cycle().take(4096));
+    std::fs::write(&binary, png).unwrap();
+    assert_usage_error(&run(&["summarize", "--engine", "extractive", binary.to_str().unwrap()]), &["photo.txt", "binary"]);
+
+    let ukrainian = dir.path().join("uk.txt");
+    std::fs::write(
+        &ukrainian,
+        "Уряд України ухвалив нове рішення щодо енергетики.\n\nМіністр заявив, що ціни на електроенергію для населення не зміняться до кінця року. Він також повідомив, що країна отримає додаткову допомогу від європейських партнерів.\n",
+    )
+    .unwrap();
+    assert_usage_error(&run(&["summarize", "--engine", "extractive", ukrainian.to_str().unwrap()]), &["uk.txt", "uk"]);
+
+    assert_usage_error(
+        &run(&["summarize", "--engine", "extractive", "--encoding", "latin-9000", seed().to_str().unwrap()]),
+        &["latin-9000"],
+    );
+}
+
+#[test]
+fn engines_not_built_say_so_and_exit_2() {
+    let s = seed();
+    for args in [
+        vec!["translate", "--to", "ru", s.to_str().unwrap()],
+        vec!["summarize", "--engine", "t5", s.to_str().unwrap()],
+    ] {
+        let o = run(&args);
+        assert_usage_error(&o, &["not built yet"]);
+    }
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    let o = run(&["summarize", "--engine", "extractive", "--sentences", "0", seed().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["translate", seed().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "--to is required");
+    let o = run(&["--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for cmd in ["summarize", "translate", "segment", "batch", "models", "completions"] {
+        assert!(help.contains(cmd), "{cmd} in --help");
+    }
+}
+
+#[test]
+fn cuda_device_on_a_cpu_build_is_refused() {
+    if cfg!(feature = "cuda") {
+        return;
+    }
+    let o = run(&["--device", "cuda", "summarize", seed().to_str().unwrap()]);
+    assert_usage_error(&o, &["cuda"]);
+}
+
+#[test]
+fn completions_for_each_shell() {
+    for shell in ["bash", "zsh", "fish"] {
+        let o = run(&["completions", shell]);
+        assert!(o.status.success());
+        assert!(stdout(&o).contains("svodka"), "{shell}");
+    }
+}
+
+#[test]
+fn closed_stdout_pipe_exits_quietly() {
+    // Far more output than a pipe buffer holds, so svodka writes into a closed pipe.
+    let body = std::fs::read_to_string(seed()).unwrap();
+    let big = body.repeat(60);
+    let dir = TempDir::new().unwrap();
+    let path = dir.path().join("big.txt");
+    std::fs::write(&path, big).unwrap();
+    let mut child = svodka()
+        .args(["segment", path.to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(o.stderr.is_empty(), "{}", stderr(&o));
+}
