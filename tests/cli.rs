@@ -340,3 +340,121 @@ fn closed_stdout_pipe_exits_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
+
+/// The real Gemma 3 270M GGUF, fetched by scripts/fetch-gemma.sh.
+fn gemma() -> Option<PathBuf> {
+    let p = std::env::var_os("SVODKA_GEMMA_GGUF")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(".models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
+        });
+    if p.is_file() {
+        Some(p)
+    } else {
+        println!(
+            "skipping: Gemma GGUF not found at {}; run scripts/fetch-gemma.sh",
+            p.display()
+        );
+        None
+    }
+}
+
+fn llm_summary_json(model: &Path, article: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "--threads",
+        "2",
+        "summarize",
+        "--engine",
+        "llm",
+        "--model",
+        model.to_str().unwrap(),
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(extra);
+    args.push(article.to_str().unwrap());
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).unwrap()
+}
+
+#[test]
+fn llm_summarizes_the_seed_article_with_real_weights() {
+    let Some(model) = gemma() else { return };
+    let v = llm_summary_json(&model, &seed(), &[]);
+    let text: Vec<&str> = v["summary"]["sentences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["text"].as_str().unwrap())
+        .collect();
+    println!("seed summary: {}", text.join(" "));
+    assert!(!text.join(" ").trim().is_empty());
+    assert_eq!(v["engine"], "llm");
+    assert!(v["model"].as_str().unwrap().ends_with(".gguf"));
+    let stats = &v["stats"];
+    assert_eq!(stats["chunks"], 1);
+    assert_eq!(stats["passes"], 1);
+    assert!(stats["tokens_in"].as_u64().unwrap() > 500);
+    assert!(stats["tokens_out"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn llm_summarizes_a_russian_article_with_real_weights() {
+    let Some(model) = gemma() else { return };
+    let v = llm_summary_json(&model, &russian_article(), &[]);
+    let text = v["summary"]["sentences"][0]["text"].as_str().unwrap_or_default();
+    println!("russian summary: {text}");
+    assert!(!text.trim().is_empty());
+    assert_eq!(v["language"]["lang"], "ru");
+}
+
+#[test]
+fn long_article_is_map_reduced_within_the_context() {
+    let Some(model) = gemma() else { return };
+    // About 6,000 words of English news, built from the WMT22 translations.
+    let dir = fixture("news-wmt22/en");
+    let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    let mut body = String::from("A long digest of the day's news\n\n");
+    let mut words = 0;
+    for p in names {
+        let text = std::fs::read_to_string(p).unwrap();
+        for para in text.split("\n\n").skip(1) {
+            if words >= 6000 {
+                break;
+            }
+            words += para.split_whitespace().count();
+            body.push_str(para.trim());
+            body.push_str("\n\n");
+        }
+    }
+    assert!(words >= 6000);
+    let tmp = TempDir::new().unwrap();
+    let path = tmp.path().join("long.txt");
+    std::fs::write(&path, &body).unwrap();
+    let v = llm_summary_json(&model, &path, &["--context", "2048"]);
+    let stats = &v["stats"];
+    let chunks = stats["chunks"].as_u64().unwrap();
+    let chunk_tokens: Vec<u64> = stats["chunk_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_u64().unwrap())
+        .collect();
+    println!(
+        "6,000 words: {chunks} chunks {chunk_tokens:?}, {} passes, {} requests",
+        stats["passes"], stats["requests"]
+    );
+    assert!(chunks >= 4, "{stats}");
+    assert_eq!(chunk_tokens.len() as u64, chunks);
+    assert!(chunk_tokens.iter().all(|&t| t <= 2048));
+    // Every chunk was summarized, then the partial summaries were merged.
+    assert!(stats["passes"].as_u64().unwrap() >= 2);
+    assert!(stats["requests"].as_u64().unwrap() > chunks);
+    assert!(!v["summary"]["sentences"].as_array().unwrap().is_empty());
+}

@@ -5,9 +5,10 @@
 //! the cross-attention keys and values once per source batch, and decodes through
 //! [`crate::decode`], whose beams and finished rows it follows by reordering its caches.
 
+use crate::decode::processors::exp_nonpositive;
 use crate::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
 use crate::{Error, Result};
-use candle_core::{DType, Device, Module, Tensor, D};
+use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 use std::path::Path;
@@ -153,12 +154,49 @@ impl Activation {
 
     fn apply(self, xs: &Tensor) -> candle_core::Result<Tensor> {
         match self {
+            Activation::Silu if xs.device().is_cpu() && xs.dtype() == DType::F32 => {
+                xs.contiguous()?.apply_op1_no_bwd(&FastSilu)
+            }
             Activation::Silu => xs.silu(),
             Activation::Relu => xs.relu(),
             Activation::GeluErf => xs.gelu_erf(),
             Activation::GeluTanh => xs.gelu(),
         }
     }
+}
+
+/// SiLU for f32 on the CPU: candle's calls `exp` per element, which made the activation
+/// cost more than the matmul before it (2 ms vs 1.2 ms for 64 × 2048).
+struct FastSilu;
+
+impl CustomOp1 for FastSilu {
+    fn name(&self) -> &'static str {
+        "marian-fast-silu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        storage: &CpuStorage,
+        layout: &Layout,
+    ) -> candle_core::Result<(CpuStorage, Shape)> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or(candle_core::Error::RequiresContiguous { op: "fast-silu" })?;
+        let xs = &storage.as_slice::<f32>()?[start..end];
+        let out = xs.iter().map(|&x| silu(x)).collect();
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+#[inline(always)]
+fn silu(x: f32) -> f32 {
+    let e = exp_nonpositive(-x.abs());
+    let sigmoid = if x >= 0.0 {
+        1.0 / (1.0 + e)
+    } else {
+        e / (1.0 + e)
+    };
+    x * sigmoid
 }
 
 /// transformers' `MarianSinusoidalPositionalEmbedding`: sines in the first half of each
@@ -849,6 +887,10 @@ mod tests {
     }
 
     fn tiny_model() -> MarianModel {
+        tiny_model_in(DType::F32)
+    }
+
+    fn tiny_model_in(dtype: DType) -> MarianModel {
         let cfg = tiny_config();
         let dev = Device::Cpu;
         let mut ws: HashMap<String, Tensor> = HashMap::new();
@@ -907,7 +949,7 @@ mod tests {
                 "final_layer_norm",
             ],
         );
-        let vb = VarBuilder::from_tensors(ws, DType::F32, &dev);
+        let vb = VarBuilder::from_tensors(ws, dtype, &dev);
         MarianModel::new(&cfg, vb).unwrap()
     }
 
@@ -922,6 +964,19 @@ mod tests {
             assert!((p[2][j] as f64 - (2.0 / div).sin()).abs() < 1e-6);
             assert!((p[2][j + 3] as f64 - (2.0 / div).cos()).abs() < 1e-6);
         }
+    }
+
+    #[test]
+    fn fast_silu_matches_candle() {
+        let xs: Vec<f32> = (0..4001).map(|i| (i as f32 - 2000.0) * 0.02).collect();
+        let t = Tensor::from_vec(xs, 4001, &Device::Cpu).unwrap();
+        let fast = Activation::Silu.apply(&t).unwrap();
+        let reference = t.silu().unwrap();
+        assert!(max_abs_diff(&fast, &reference).unwrap() < 1e-6);
+        let big = Tensor::new(&[-1e4f32, 1e4, f32::NEG_INFINITY], &Device::Cpu).unwrap();
+        let v: Vec<f32> = Activation::Silu.apply(&big).unwrap().to_vec1().unwrap();
+        assert_eq!(v[1], 1e4);
+        assert!(v[0].abs() < 1e-30);
     }
 
     #[test]
@@ -984,6 +1039,33 @@ mod tests {
         close(&l2.get(3).unwrap(), &full(1, &[9, 4]));
         close(&l3.get(0).unwrap(), &full(1, &[9, 3, 7]));
         close(&l3.get(1).unwrap(), &full(1, &[9, 4, 8]));
+    }
+
+    /// Half precision runs through the same code (CPU matmul has f16 but not bf16).
+    #[test]
+    fn f16_matches_f32_loosely() {
+        let dev = Device::Cpu;
+        let src = Tensor::new(&[[3u32, 4, 5, 0], [6, 0, 9, 9]], &dev).unwrap();
+        let mask = Tensor::new(&[[1u32, 1, 1, 1], [1, 1, 0, 0]], &dev).unwrap();
+        let tgt = Tensor::new(&[[9u32, 1, 2], [9, 3, 4]], &dev).unwrap();
+        let full = tiny_model().forward(&src, &mask, &tgt).unwrap();
+        let half_model = tiny_model_in(DType::F16);
+        let half = half_model.forward(&src, &mask, &tgt).unwrap();
+        assert_eq!(half.dtype(), DType::F16);
+        let diff = max_abs_diff(&full, &half).unwrap();
+        assert!(diff < 0.05, "f16 differs by {diff}");
+        let opts = DecodeOptions {
+            beam_size: 2,
+            max_new_tokens: 4,
+            ..DecodeOptions::default()
+        };
+        assert_eq!(
+            half_model
+                .translate_ids(&[vec![3, 4, 0]], &opts)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

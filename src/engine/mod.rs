@@ -3,6 +3,7 @@
 pub mod extractive;
 pub mod llm;
 pub mod marian;
+pub mod translator;
 
 use crate::article::{Article, Lang};
 use serde::Serialize;
@@ -161,4 +162,35 @@ pub trait TextWriter {
         req: &WriteRequest,
         on_text: &mut dyn FnMut(&str),
     ) -> crate::Result<Written>;
+}
+
+/// One translated segment.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Translation {
+    /// The translation.
+    pub text: String,
+    /// Model score: mean log-probability per generated token (higher is surer).
+    pub score: f32,
+    /// Generated tokens.
+    pub tokens: usize,
+    /// Generation stopped at its length limit instead of ending the sentence.
+    pub cut: bool,
+}
+
+/// A model that translates batches of short segments (sentences).
+pub trait Translator {
+    /// Short name of the engine ("marian", "llm").
+    fn engine_name(&self) -> &'static str;
+    /// Tokens `text` takes as a source, special tokens included.
+    fn count_tokens(&self, text: &str) -> crate::Result<usize>;
+    /// Longest source, in tokens, the model accepts.
+    fn max_source_tokens(&self) -> usize;
+    /// Translates `segments` from `from` into `to`, one result per segment, in order.
+    fn translate_batch(
+        &mut self,
+        segments: &[&str],
+        from: Lang,
+        to: Lang,
+        opts: &crate::decode::DecodeOptions,
+    ) -> crate::Result<Vec<Translation>>;
 }

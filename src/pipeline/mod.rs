@@ -2,3 +2,4 @@
 
 pub mod segment;
 pub mod summarize;
+pub mod translate;

@@ -17,6 +17,8 @@ use crate::{Error, Result};
 pub struct MapReduceStats {
     /// Parts the article was cut into for the first pass.
     pub chunks: usize,
+    /// Tokens of each first-pass chunk, in article order.
+    pub chunk_tokens: Vec<usize>,
     /// Passes over the text (1 when the article fit at once).
     pub passes: usize,
     /// Requests made to the model.
@@ -239,6 +241,10 @@ pub fn summarize_with(
         stats.passes += 1;
         if stats.passes == 1 {
             stats.chunks = chunks.len();
+            stats.chunk_tokens = chunks
+                .iter()
+                .map(|c| writer.count_tokens(c))
+                .collect::<Result<_>>()?;
         } else if chunks.len() >= blocks.len() {
             return Err(Error::Model(format!(
                 "map-reduce does not converge: {} partial summaries do not fit the context together; raise --context or ask for a shorter summary",

@@ -291,13 +291,7 @@ impl<R: Read + Seek> Loader<'_, R> {
     }
 
     fn matmul(&mut self, name: &str) -> Result<QMatMul> {
-        let t = self.qtensor(name)?;
-        if let Ok(list) = std::env::var("DBG_DEQ") {
-            if list.split(',').any(|d| format!("{:?}", t.dtype()) == d) {
-                return Ok(QMatMul::Tensor(t.dequantize(self.device)?));
-            }
-        }
-        Ok(QMatMul::from_qtensor(t)?)
+        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
     }
 
     fn norm(&mut self, name: &str, eps: f64) -> Result<RmsNorm> {
@@ -482,8 +476,10 @@ impl LlmModel {
             x = (x * s)?;
         }
         let offset = self.pos;
+        // Layers share masks: one per (first visible key, window) pair.
+        let mut masks = Vec::new();
         for layer in &mut self.layers {
-            x = layer_forward(layer, &self.config, &x, offset)?;
+            x = layer_forward(layer, &self.config, &x, offset, &mut masks)?;
         }
         self.pos += seq;
         let x = x.squeeze(0)?;
@@ -533,7 +529,16 @@ fn linear(w: &QMatMul, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
     })
 }
 
-fn layer_forward(layer: &mut Layer, cfg: &LlmConfig, x: &Tensor, offset: usize) -> Result<Tensor> {
+/// Masks already built in this forward pass, by (first key, window).
+type MaskCache = Vec<((usize, Option<usize>), Tensor)>;
+
+fn layer_forward(
+    layer: &mut Layer,
+    cfg: &LlmConfig,
+    x: &Tensor,
+    offset: usize,
+    masks: &mut MaskCache,
+) -> Result<Tensor> {
     let (b, seq, _) = x.dims3()?;
     let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
     let rep = nh / nkv;
@@ -579,10 +584,18 @@ fn layer_forward(layer: &mut Layer, cfg: &LlmConfig, x: &Tensor, offset: usize) 
         .transpose(1, 2)?
         .contiguous()?
         .reshape((b, nkv, rep * seq, hd))?;
-    let mut att = q.matmul(&k.contiguous()?.t()?)?;
+    let mut att = q.matmul(&k.t()?)?;
     let needs_mask = seq > 1 || layer.window.is_some_and(|w| total - start > w);
     if needs_mask {
-        let mask = attention_mask(seq, offset, start, layer.window, rep, x.device())?;
+        let key = (start, layer.window);
+        let mask = match masks.iter().find(|(k, _)| *k == key) {
+            Some((_, m)) => m.clone(),
+            None => {
+                let m = attention_mask(seq, offset, start, layer.window, rep, x.device())?;
+                masks.push((key, m.clone()));
+                m
+            }
+        };
         att = att.broadcast_add(&mask)?;
     }
     let att = candle_nn::ops::softmax_last_dim(&att)?;
