@@ -1,52 +1,72 @@
 #!/usr/bin/env bash
 # Documents per minute of `svodka batch` with the extractive summarizer on the 80 Russian
 # WMT22 news articles (release build). Each configuration runs REPS times into a fresh
-# output folder (nothing skipped); the median is reported. A second table times a resume
-# where everything is skipped (hashing and manifest only).
+# output folder (nothing skipped); medians of wall time and of CPU time (user + sys) are
+# reported. "resume" times a second run where everything is skipped (hashing and
+# manifest only). The anchor, measured in the same run: a shell loop calling
+# `svodka summarize --engine extractive` once per article of one copy.
 #
-#   scripts/bench-batch.sh            # REPS=5 JOBS="1 2" by default
-#   REPS=3 JOBS="1 2 4" DATA=/path/to/news-wmt22/ru scripts/bench-batch.sh
+#   scripts/bench-batch.sh            # REPS=5 JOBS="1 2" COPIES=1 by default
+#   REPS=3 JOBS="1 2 4" COPIES=5 DATA=/path/to/news-wmt22/ru scripts/bench-batch.sh
+#
+# COPIES copies of the folder (copy0/, copy1/, ...) make a run long enough for process
+# start-up and timer noise to fade. Every output and manifest line is fsynced, so wall
+# time on a busy or slow disk is mostly fsync latency: compare CPU times across machines.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 REPS=${REPS:-5}
 JOBS=${JOBS:-"1 2"}
+COPIES=${COPIES:-1}
 DATA=${DATA:-tests/fixtures/news-wmt22/ru}
 [ -d "$DATA" ] || DATA=/work/shared/data/news-wmt22/ru
 [ -d "$DATA" ] || { echo "no input folder: set DATA" >&2; exit 2; }
 
 cargo build --release --quiet
 BIN=${CARGO_TARGET_DIR:-target}/release/svodka
-DOCS=$(find "$DATA" -type f -name '*.txt' | wc -l)
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/in"
+for c in $(seq 0 $((COPIES - 1))); do cp -r "$DATA" "$WORK/in/copy$c"; done
+ONE=$(find "$DATA" -type f -name '*.txt' | wc -l)
+DOCS=$(find "$WORK/in" -type f -name '*.txt' | wc -l)
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-# Exit status 1 (some documents failed) still counts as a run; anything else stops.
-seconds() {
-    local t0 t1 rc=0
-    t0=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || rc=$?
-    t1=$(date +%s.%N)
-    [ "$rc" -le 1 ] || { echo "failed ($rc): $*" >&2; exit "$rc"; }
-    awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f\n", b - a}'
-}
-per_min() { awk -v d="$DOCS" -v s="$1" 'BEGIN {printf "%.0f", d * 60 / s}'; }
 
-echo "svodka batch, extractive, $DOCS documents from $DATA, $REPS runs each, $(nproc) CPUs"
-printf '%-8s %-10s %12s %12s\n' jobs mode "median s" "docs/min"
+# Prints "wall cpu" seconds of one command; exit status 1 (some documents failed) still
+# counts as a run, anything else stops the benchmark.
+measure() {
+    local out rc=0
+    TIMEFORMAT='%R %U %S'
+    out=$({ time "$@" >/dev/null 2>&1; } 2>&1) || rc=$?
+    [ "$rc" -le 1 ] || { echo "failed ($rc): $*" >&2; exit "$rc"; }
+    awk '{printf "%.3f %.3f\n", $1, $2 + $3}' <<<"${out##*$'\n'}"
+}
+
+# Runs a command REPS times (the command gets the repetition number as $REP) and
+# prints one table row.
+row() {
+    local jobs=$1 mode=$2 docs=$3 walls=() cpus=() w c
+    shift 3
+    for REP in $(seq "$REPS"); do
+        read -r w c < <(measure "$@")
+        walls+=("$w")
+        cpus+=("$c")
+    done
+    w=$(printf '%s\n' "${walls[@]}" | median)
+    c=$(printf '%s\n' "${cpus[@]}" | median)
+    awk -v j="$jobs" -v m="$mode" -v d="$docs" -v w="$w" -v c="$c" \
+        'BEGIN {printf "%-5s %-8s %6d %10.3f %10.3f %12.0f %12.0f\n", j, m, d, w, c, d*60/w, d*60/c}'
+}
+
+loop() { for f in "$DATA"/*.txt; do "$BIN" summarize --engine extractive "$f" || return; done; }
+fresh() { "$BIN" batch "$WORK/in" --out "$WORK/out-$1-$REP" --jobs "$1" --quiet; }
+resume() { "$BIN" batch "$WORK/in" --out "$WORK/out-$1-1" --jobs "$1" --quiet; }
+
+echo "svodka batch, extractive: $DOCS documents ($COPIES x $DATA), $REPS runs each, $(nproc) CPUs"
+printf '%-5s %-8s %6s %10s %10s %12s %12s\n' jobs mode docs "wall s" "cpu s" "docs/min" "docs/cpu-min"
+row 1 anchor "$ONE" loop
 for j in $JOBS; do
-    times=()
-    for r in $(seq "$REPS"); do
-        out="$WORK/out-$j-$r"
-        times+=("$(seconds "$BIN" batch "$DATA" --out "$out" --jobs "$j" --quiet)")
-    done
-    m=$(printf '%s\n' "${times[@]}" | median)
-    printf '%-8s %-10s %12.3f %12.0f\n' "$j" fresh "$m" "$(per_min "$m")"
-    times=()
-    for r in $(seq "$REPS"); do
-        times+=("$(seconds "$BIN" batch "$DATA" --out "$WORK/out-$j-1" --jobs "$j" --quiet)")
-    done
-    m=$(printf '%s\n' "${times[@]}" | median)
-    printf '%-8s %-10s %12.3f %12.0f\n' "$j" resume "$m" "$(per_min "$m")"
+    row "$j" fresh "$DOCS" fresh "$j"
+    row "$j" resume "$DOCS" resume "$j"
 done

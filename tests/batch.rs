@@ -229,6 +229,7 @@ fn bad_files_are_reported_the_rest_written_and_a_rerun_skips() {
     assert_eq!(done["engine"], "extractive");
     assert_eq!(done["task"], "summarize");
     assert_eq!(done["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(done["output_sha256"].as_str().unwrap().len(), 64);
     assert!(done["timings"]["run_ms"].is_u64());
     let digest = std::fs::read_to_string(out.join("digest.md")).unwrap();
     assert!(digest.starts_with(&format!("# Digest\n\n{good} summaries")));

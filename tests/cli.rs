@@ -458,3 +458,41 @@ fn long_article_is_map_reduced_within_the_context() {
     assert!(stats["requests"].as_u64().unwrap() > chunks);
     assert!(!v["summary"]["sentences"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn models_list_info_and_errors() {
+    let dir = TempDir::new().unwrap();
+    let cache = dir.path().to_str().unwrap();
+    let o = run(&["--cache-dir", cache, "--format", "json", "models", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    for n in [
+        "opus-mt-en-ru",
+        "opus-mt-ru-en",
+        "opus-mt-tc-big-en-zle",
+        "opus-mt-tc-big-zle-en",
+        "qwen2.5-1.5b-instruct",
+        "qwen3-1.7b",
+        "gemma-3-270m",
+        "mt5-xlsum",
+        "madlad400-3b",
+    ] {
+        assert!(names.contains(&n), "{n} listed");
+    }
+    let o = run(&["--cache-dir", cache, "models", "info", "opus-mt-en-ru"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("Helsinki-NLP/opus-mt-en-ru"));
+    assert_usage_error(
+        &run(&["--cache-dir", cache, "models", "rm", "no-such-model"]),
+        &["no-such-model"],
+    );
+    // Offline with an empty cache: says which model and file are missing and how to get them.
+    let o = run(&["--cache-dir", cache, "--offline", "models", "pull", "opus-mt-en-ru"]);
+    assert_usage_error(&o, &["opus-mt-en-ru", "models pull"]);
+}

@@ -62,6 +62,7 @@ mod tests {
             revision: None,
             fingerprint: String::new(),
             output: None,
+            output_sha256: None,
             status,
             error: None,
             timings: Timings::default(),

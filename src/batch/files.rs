@@ -57,9 +57,24 @@ pub fn check_apart(input: &Path, out: &Path) -> Result<()> {
     }
 }
 
-/// Writes `content` to `path` through a temporary file in the same folder, synced and
-/// renamed into place: a reader (or a later run) sees the old file or the whole new one.
-pub fn write_atomic(path: &Path, content: &[u8], prefix: &str) -> Result<()> {
+/// How far a write must be on disk before it counts as done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Synced before the rename: survives a power cut.
+    Synced,
+    /// Left to the page cache: survives a killed process, not a power cut. For outputs
+    /// whose hash the manifest keeps, so that a later run notices a lost one.
+    Cached,
+}
+
+/// Writes `content` to `path` through a temporary file in the same folder, renamed into
+/// place: a reader (or a later run) sees the old file or the whole new one.
+pub fn write_atomic(
+    path: &Path,
+    content: &[u8],
+    prefix: &str,
+    durability: Durability,
+) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
@@ -67,7 +82,10 @@ pub fn write_atomic(path: &Path, content: &[u8], prefix: &str) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(content)
-        .and_then(|()| tmp.as_file().sync_all())
+        .and_then(|()| match durability {
+            Durability::Synced => tmp.as_file().sync_all(),
+            Durability::Cached => Ok(()),
+        })
         .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -116,8 +134,8 @@ mod tests {
     fn atomic_write_leaves_no_temp_and_cleaning_finds_leftovers() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("sub/a.summary.txt");
-        write_atomic(&target, b"one", ".svodka-tmp-main-").unwrap();
-        write_atomic(&target, b"two", ".svodka-tmp-main-").unwrap();
+        write_atomic(&target, b"one", ".svodka-tmp-main-", Durability::Synced).unwrap();
+        write_atomic(&target, b"two", ".svodka-tmp-main-", Durability::Cached).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"two");
         assert_eq!(
             std::fs::read_dir(dir.path().join("sub")).unwrap().count(),

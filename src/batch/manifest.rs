@@ -63,6 +63,9 @@ pub struct Entry {
     /// Output path relative to the folder holding this manifest (absolute after a merge
     /// from another folder).
     pub output: Option<String>,
+    /// Hex SHA-256 of the output file, checked before a later run skips the document.
+    #[serde(default)]
+    pub output_sha256: Option<String>,
     /// What happened.
     pub status: Status,
     /// Why it failed.
@@ -217,6 +220,7 @@ mod tests {
             revision: Some("0.1.0".into()),
             fingerprint: "f".into(),
             output: Some(format!("{input}.summary.txt")),
+            output_sha256: None,
             status,
             error: None,
             timings: Timings::default(),

@@ -1,9 +1,10 @@
 //! `svodka batch`: a folder of news in, a mirrored folder of results out.
 //!
 //! The run is built to lose nothing: each output is written to a temporary file and
-//! renamed into place, then recorded by one synced line appended to the manifest. A run
-//! killed at any moment leaves whole outputs only, and the next run skips every
-//! document whose content, engine and options match a `done` line whose output exists.
+//! renamed into place, then recorded by one synced line appended to the manifest, with
+//! the output's hash. A run killed at any moment leaves whole outputs only, and the next
+//! run skips every document whose content, engine and options match a `done` line whose
+//! output is still there with that hash (so an output lost to a power cut is redone).
 //! `--shard I/N` splits a corpus between processes by a hash of the file names; their
 //! manifests are combined by [`merge`].
 //!
@@ -29,6 +30,7 @@ pub use source::LoadOptions;
 pub use task::{SummarizeSpec, SummarizeTask, Task, TaskInfo, TaskOutput};
 
 use crate::{Error, Result};
+use files::Durability;
 
 /// Most article text the extractive summarizer is given: about 2,000 sentences, ranked in
 /// about a second (its LexRank compares every pair of sentences, so time grows with the
@@ -163,10 +165,15 @@ pub fn merge(dirs: &[PathBuf], dest: &Path, digest: bool) -> Result<MergeSummary
     }
     let prefix = temp_prefix(None);
     let manifest_path = dest_abs.join(manifest::MANIFEST);
-    files::write_atomic(&manifest_path, text.as_bytes(), &prefix)?;
+    files::write_atomic(&manifest_path, text.as_bytes(), &prefix, Durability::Synced)?;
     let digest_path = if digest {
         let p = dest_abs.join(digest::DIGEST);
-        files::write_atomic(&p, digest::render(&kept).as_bytes(), &prefix)?;
+        files::write_atomic(
+            &p,
+            digest::render(&kept).as_bytes(),
+            &prefix,
+            Durability::Synced,
+        )?;
         Some(p)
     } else {
         None

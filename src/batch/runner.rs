@@ -8,6 +8,7 @@ use std::sync::{Mutex, Once};
 use std::time::Instant;
 
 use super::discover::{self, Source};
+use super::files::Durability;
 use super::manifest::{self, now_ms, Entry, Status, Timings};
 use super::progress::Progress;
 use super::source::{self, Document, Loaded, RawDoc, Unreadable};
@@ -154,7 +155,8 @@ pub fn run(config: &Config, tasks: &[&dyn Task]) -> Result<RunSummary> {
     if config.digest {
         let finished = lock(&shared.finished);
         let path = out.join(digest::DIGEST);
-        files::write_atomic(&path, digest::render(&finished).as_bytes(), &shared.prefix)?;
+        let text = digest::render(&finished);
+        files::write_atomic(&path, text.as_bytes(), &shared.prefix, Durability::Synced)?;
     }
     let summary = RunSummary {
         done: shared.done.load(Ordering::SeqCst),
@@ -400,6 +402,7 @@ fn entry(info: &TaskInfo, name: &str, sha256: Option<String>, status: Status) ->
         revision: info.revision.clone(),
         fingerprint: info.fingerprint.clone(),
         output: None,
+        output_sha256: None,
         status,
         error: None,
         timings: Timings::default(),
@@ -423,6 +426,14 @@ fn claim(sh: &Shared, rel: &str) -> bool {
     lock(&sh.claims).insert(rel.to_string())
 }
 
+/// Whether the output a manifest line names is still there as written.
+fn output_intact(path: &Path, line: &Entry) -> bool {
+    match &line.output_sha256 {
+        Some(hash) => std::fs::read(path).is_ok_and(|b| source::sha256_hex(&b) == *hash),
+        None => path.is_file(),
+    }
+}
+
 /// Records a `skipped` line when an earlier run already did this document for this
 /// task with the same content, engine and options, and its output is still there.
 fn try_skip(sh: &Shared, raw: &RawDoc, info: &TaskInfo) -> Result<bool> {
@@ -440,7 +451,7 @@ fn try_skip(sh: &Shared, raw: &RawDoc, info: &TaskInfo) -> Result<bool> {
         && prev.revision == info.revision
         && prev.fingerprint == info.fingerprint
         && prev.output.as_deref() == Some(expected.as_str());
-    if !same || !sh.out.join(&expected).is_file() || !claim(sh, &expected) {
+    if !same || !output_intact(&sh.out.join(&expected), prev) || !claim(sh, &expected) {
         return Ok(false);
     }
     let skipped = Entry {
@@ -498,12 +509,16 @@ fn write_output(
     }
     let start = Instant::now();
     let path: PathBuf = sh.out.join(&rel);
-    if let Err(e) = files::write_atomic(&path, output.rendered.as_bytes(), &sh.prefix) {
+    // Not synced: the manifest keeps the output's hash, so an output lost to a power cut
+    // is noticed and redone by the next run, and a run does half the fsyncs.
+    let bytes = output.rendered.as_bytes();
+    if let Err(e) = files::write_atomic(&path, bytes, &sh.prefix, Durability::Cached) {
         return fail(format!("output not written: {e}"), timings);
     }
     timings.write_ms = start.elapsed().as_millis() as u64;
     let mut e = entry(info, &doc.name, Some(doc.sha256.clone()), Status::Done);
     e.output = Some(rel);
+    e.output_sha256 = Some(source::sha256_hex(bytes));
     e.timings = timings;
     e.title = output.title;
     e.date = output.date;
@@ -620,11 +635,14 @@ mod tests {
         let digest = std::fs::read_to_string(out.join("digest.md")).unwrap();
         assert!(digest.contains("6 summaries"));
 
-        // A changed input is redone; a deleted output is written again.
+        // A changed input is redone; a deleted or damaged output is written again.
         std::fs::write(input.join("a.txt"), "New headline\n\nChanged text.\n").unwrap();
         std::fs::remove_file(out.join("b.echo.txt")).unwrap();
+        std::fs::write(out.join("d.echo.txt"), "").unwrap();
         let third = run(&config(&input, &out), &[&echo(1)]).unwrap();
-        assert_eq!((third.done, third.skipped, third.failed), (2, 4, 1));
+        assert_eq!((third.done, third.skipped, third.failed), (3, 3, 1));
+        let d = std::fs::read_to_string(out.join("d.echo.txt")).unwrap();
+        assert_eq!(d, "Fine text. Number 3.");
         let a = std::fs::read_to_string(out.join("a.echo.txt")).unwrap();
         assert_eq!(a, "Changed text.");
     }

@@ -110,7 +110,8 @@ pub fn reason(err: &Error) -> String {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+/// Hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))

@@ -37,7 +37,7 @@ with --format). briefs/manifest.jsonl gets one line per document: input, content
 task, engine, model, revision, options fingerprint, output, status (done, skipped,
 failed), error and timings. A run that is stopped or killed keeps what it finished; the
 same command again skips every document whose content and options are unchanged and whose
-output exists (--force redoes them). Documents that failed are tried again.
+output is intact (--force redoes them). Documents that failed are tried again.
 
 Exit status: 0 all done or skipped, 1 some documents failed (or Ctrl-C stopped the run),
 2 bad arguments. With --shard, each shard writes manifest-shard-I-of-N.jsonl and only

@@ -165,7 +165,20 @@ fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> 
     let mut rows = Vec::new();
     for (name, entry) in reg.iter() {
         let status = download::cached_status(entry, opts)?;
-        let cached = if status.complete {
+        // A local copy (e.g. the Gemma GGUF assembled from PyPI) counts as present.
+        let local = if status.complete || entry.local.is_empty() {
+            None
+        } else {
+            let offline = FetchOptions {
+                offline: true,
+                quiet: true,
+                ..opts.clone()
+            };
+            download::resolve(name, reg, &offline).ok()
+        };
+        let cached = if let Some(files) = &local {
+            format!("local {}", human_size(files.total_size()))
+        } else if status.complete {
             human_size(status.total_size)
         } else if status.total_size > 0 {
             format!("partial {}", human_size(status.total_size))
@@ -185,8 +198,8 @@ fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> 
             "tasks": tasks,
             "languages": entry.languages,
             "size_mb": entry.size_mb,
-            "cached": status.complete,
-            "cached_bytes": status.total_size,
+            "cached": status.complete || local.is_some(),
+            "cached_bytes": local.as_ref().map_or(status.total_size, |f| f.total_size()),
             "cached_display": cached,
         }));
     }
@@ -194,7 +207,7 @@ fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> 
         format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default())
     } else {
         let mut out = format!(
-            "{:<24} {:<9} {:<20} {:<14} {}\n",
+            "{:<24} {:<9} {:<20} {:<16} {}\n",
             "NAME", "ARCH", "TASKS", "CACHED", "REPO"
         );
         for r in &rows {
@@ -203,7 +216,7 @@ fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> 
                 .map(|a| a.iter().filter_map(|t| t.as_str()).collect())
                 .unwrap_or_default();
             out.push_str(&format!(
-                "{:<24} {:<9} {:<20} {:<14} {}\n",
+                "{:<24} {:<9} {:<20} {:<16} {}\n",
                 r["name"].as_str().unwrap_or_default(),
                 r["architecture"].as_str().unwrap_or_default(),
                 tasks.join(","),

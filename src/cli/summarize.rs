@@ -151,7 +151,7 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
                 .into());
             }
             let article = input.read()?;
-            pipe::summarize(&article, &mut Extractive::default(), &opts)
+            pipe::summarize(&article, &mut Extractive, &opts)
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
         }
         SummaryEngine::Llm => {
