@@ -277,14 +277,20 @@ fn bad_inputs_are_one_line_errors_with_exit_2() {
 }
 
 #[test]
-fn engines_not_built_say_so_and_exit_2() {
+fn missing_models_offline_are_named_with_the_way_to_get_them() {
+    let dir = TempDir::new().unwrap();
     let s = seed();
-    for args in [
-        vec!["translate", "--to", "ru", s.to_str().unwrap()],
-        vec!["summarize", "--engine", "t5", s.to_str().unwrap()],
-    ] {
-        let o = run(&args);
-        assert_usage_error(&o, &["not built yet"]);
+    for (engine, model) in [("t5", "mt5-xlsum"), ("llm", "qwen2.5-1.5b-instruct")] {
+        let o = run(&[
+            "--offline",
+            "--cache-dir",
+            dir.path().to_str().unwrap(),
+            "summarize",
+            "--engine",
+            engine,
+            s.to_str().unwrap(),
+        ]);
+        assert_usage_error(&o, &[model, "models pull"]);
     }
 }
 

@@ -94,6 +94,28 @@ pub fn load_llm(global: &GlobalArgs, spec: &str, context: usize) -> Result<Loade
     })
 }
 
+/// An mT5/T5 summarizer with the name and revision it was loaded as.
+pub struct LoadedT5 {
+    /// The engine.
+    pub engine: crate::engine::t5::T5Summarizer,
+    /// Model name as asked for.
+    pub name: String,
+    /// Revision, for Hub models.
+    pub revision: Option<String>,
+}
+
+/// Resolves `spec` and opens it as an mT5/T5 summarizer.
+pub fn load_t5(global: &GlobalArgs, spec: &str) -> Result<LoadedT5> {
+    let files = download::resolve(spec, &registry(global)?, &fetch_options(global))?;
+    let device = super::select_device(global)?;
+    let engine = crate::engine::t5::load(&files, &device)?;
+    Ok(LoadedT5 {
+        engine,
+        name: spec.to_string(),
+        revision: files.revision.clone(),
+    })
+}
+
 /// The prompt style a registry entry asks for (`prompts = { style = "completion" }`).
 fn prompt_style(entry: &ModelEntry) -> Option<PromptStyle> {
     let style = entry.prompts.as_ref()?.get("style")?.as_str()?;

@@ -6,13 +6,15 @@ use clap::{Args, ValueEnum};
 
 use super::{GlobalArgs, Input, InputArgs, LangArg, Outcome};
 use crate::engine::extractive::Extractive;
-use crate::engine::llm::{GenerateOptions, LlmEngine, Sampling};
-use crate::engine::{SummaryOptions, SummaryStyle};
+use crate::engine::llm::{GenerateOptions, Sampling};
+use crate::engine::{SummaryOptions, SummaryStyle, TextWriter};
 use crate::pipeline::summarize::{self as pipe, AbstractiveRun};
 use crate::{output, Error};
 
-/// The neural model used when `--model` is not given.
+/// The LLM used when `--model` is not given.
 pub const DEFAULT_LLM: &str = "qwen2.5-1.5b-instruct";
+/// The mT5 model used with `--engine t5` when `--model` is not given.
+pub const DEFAULT_T5: &str = "mt5-xlsum";
 
 /// Summarizer engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -154,47 +156,37 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
             pipe::summarize(&article, &mut Extractive, &opts)
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
         }
-        SummaryEngine::Llm => {
+        SummaryEngine::Llm | SummaryEngine::T5 => {
             // Check the input before the (slow) model load.
             let article = input.read()?;
-            pipe::article_language(&article).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_LLM);
-            let loaded = super::models::load_llm(global, spec, args.generation.context as usize)?;
-            let mut engine: LlmEngine = loaded.engine;
-            let stream = format == output::Format::Text && std::io::stdout().is_terminal();
-            let mut streamed = false;
-            let mut on_text = |t: &str| {
-                streamed = true;
-                let mut out = std::io::stdout().lock();
-                let _ = out.write_all(t.as_bytes());
-                let _ = out.flush();
+            let (source_lang, _) =
+                pipe::article_language(&article).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let loaded = if args.engine == SummaryEngine::Llm {
+                let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_LLM);
+                let l = super::models::load_llm(global, spec, args.generation.context as usize)?;
+                Loaded {
+                    writer: Box::new(l.engine),
+                    name: l.name,
+                    revision: l.revision,
+                }
+            } else {
+                if opts.lang.is_some_and(|l| l != source_lang) {
+                    return Err(anyhow::anyhow!(
+                        "{name}: the t5 engine writes summaries in the article's own language ({source_lang}); use --engine llm for --lang"
+                    ));
+                }
+                let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_T5);
+                let l = super::models::load_t5(global, spec)?;
+                Loaded {
+                    writer: Box::new(l.engine),
+                    name: l.name,
+                    revision: l.revision,
+                }
             };
-            let mut on_progress = |l: &str| eprintln!("svodka: {name}: {l}");
-            let run = AbstractiveRun {
-                model: Some(loaded.name),
-                revision: loaded.revision,
-                on_text: if stream { Some(&mut on_text) } else { None },
-                on_progress: if global.verbose {
-                    Some(&mut on_progress)
-                } else {
-                    None
-                },
-            };
-            let report = pipe::summarize_with(&article, &mut engine, &opts, run)
-                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
-            if streamed {
-                super::print("\n")?;
-                report_warnings(global, &name, &report);
-                return Ok(Outcome::Ok);
+            match run_writer(global, &name, &article, loaded, &opts, format)? {
+                Some(report) => report,
+                None => return Ok(Outcome::Ok),
             }
-            report
-        }
-        SummaryEngine::T5 => {
-            return Err(Error::Unsupported(
-                "the t5 summarizer is not built yet; use --engine llm or --engine extractive"
-                    .into(),
-            )
-            .into())
         }
     };
     if global.verbose {
@@ -217,6 +209,52 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
     report_warnings(global, &name, &report);
     super::print(&output::summary(&report, &name, format))?;
     Ok(Outcome::Ok)
+}
+
+/// A loaded neural writer and what it was loaded as.
+struct Loaded {
+    writer: Box<dyn TextWriter>,
+    name: String,
+    revision: Option<String>,
+}
+
+/// Summarizes with a neural writer, streaming to a terminal; returns the report unless
+/// it was already streamed out.
+fn run_writer(
+    global: &GlobalArgs,
+    name: &str,
+    article: &crate::article::Article,
+    mut loaded: Loaded,
+    opts: &SummaryOptions,
+    format: output::Format,
+) -> anyhow::Result<Option<pipe::SummaryReport>> {
+    let stream = format == output::Format::Text && std::io::stdout().is_terminal();
+    let mut streamed = false;
+    let mut on_text = |t: &str| {
+        streamed = true;
+        let mut out = std::io::stdout().lock();
+        let _ = out.write_all(t.as_bytes());
+        let _ = out.flush();
+    };
+    let mut on_progress = |l: &str| eprintln!("svodka: {name}: {l}");
+    let run = AbstractiveRun {
+        model: Some(loaded.name),
+        revision: loaded.revision,
+        on_text: if stream { Some(&mut on_text) } else { None },
+        on_progress: if global.verbose {
+            Some(&mut on_progress)
+        } else {
+            None
+        },
+    };
+    let report = pipe::summarize_with(article, loaded.writer.as_mut(), opts, run)
+        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+    if streamed {
+        super::print("\n")?;
+        report_warnings(global, name, &report);
+        return Ok(None);
+    }
+    Ok(Some(report))
 }
 
 fn report_warnings(global: &GlobalArgs, name: &str, report: &pipe::SummaryReport) {
