@@ -24,7 +24,10 @@ const CONFIG: &str = r#"{
   "pad_token_id": 62517, "eos_token_id": 0, "decoder_start_token_id": 62517
 }"#;
 
-fn random_weights(cfg: &MarianConfig, dev: &Device) -> candle_core::Result<HashMap<String, Tensor>> {
+fn random_weights(
+    cfg: &MarianConfig,
+    dev: &Device,
+) -> candle_core::Result<HashMap<String, Tensor>> {
     let d = cfg.d_model;
     let mut w = HashMap::new();
     let mut put = |name: String, shape: &[usize]| -> candle_core::Result<()> {
@@ -62,7 +65,12 @@ fn random_weights(cfg: &MarianConfig, dev: &Device) -> candle_core::Result<HashM
     for i in 0..cfg.encoder_layers {
         let p = format!("model.encoder.layers.{i}");
         attn(&mut put, &format!("{p}.self_attn"))?;
-        rest(&mut put, &p, cfg.encoder_ffn_dim, &["self_attn_layer_norm", "final_layer_norm"])?;
+        rest(
+            &mut put,
+            &p,
+            cfg.encoder_ffn_dim,
+            &["self_attn_layer_norm", "final_layer_norm"],
+        )?;
     }
     for i in 0..cfg.decoder_layers {
         let p = format!("model.decoder.layers.{i}");
@@ -72,7 +80,11 @@ fn random_weights(cfg: &MarianConfig, dev: &Device) -> candle_core::Result<HashM
             &mut put,
             &p,
             cfg.decoder_ffn_dim,
-            &["self_attn_layer_norm", "encoder_attn_layer_norm", "final_layer_norm"],
+            &[
+                "self_attn_layer_norm",
+                "encoder_attn_layer_norm",
+                "final_layer_norm",
+            ],
         )?;
     }
     Ok(w)
@@ -121,11 +133,17 @@ fn main() -> anyhow::Result<()> {
             let mut tokens = 0usize;
             for batch in sentences.chunks(16) {
                 let out = model.translate_ids(batch, &opts)?;
-                tokens += out.iter().map(|h| h.tokens.len() + usize::from(h.ended)).sum::<usize>();
+                tokens += out
+                    .iter()
+                    .map(|h| h.tokens.len() + usize::from(h.ended))
+                    .sum::<usize>();
             }
             rates.push(tokens as f64 / t0.elapsed().as_secs_f64());
         }
-        println!("{label}: {:.0} target tokens/s (median of {reps}, batch 16)", median(rates));
+        println!(
+            "{label}: {:.0} target tokens/s (median of {reps}, batch 16)",
+            median(rates)
+        );
     }
     let opts = fixed(1);
     let mut per_token = Vec::new();
@@ -134,6 +152,9 @@ fn main() -> anyhow::Result<()> {
         let out = model.translate_ids(std::slice::from_ref(s), &opts)?;
         per_token.push(t0.elapsed().as_secs_f64() * 1000.0 / out[0].tokens.len().max(1) as f64);
     }
-    println!("batch-1 greedy latency: {:.1} ms/token (median)", median(per_token));
+    println!(
+        "batch-1 greedy latency: {:.1} ms/token (median)",
+        median(per_token)
+    );
     Ok(())
 }

@@ -45,7 +45,8 @@ struct CaseOptions {
 }
 
 impl CaseOptions {
-    fn to_decode(&self) -> DecodeOptions {
+    /// The model's generation_config.json, overridden by what the case passed to generate().
+    fn to_decode(&self, defaults: &DecodeOptions) -> DecodeOptions {
         let early_stopping = match &self.early_stopping {
             serde_json::Value::Bool(true) => EarlyStopping::Always,
             serde_json::Value::String(s) if s == "never" => EarlyStopping::Never,
@@ -61,8 +62,7 @@ impl CaseOptions {
             min_length: self.min_new_tokens,
             no_repeat_ngram_size: self.no_repeat_ngram_size,
             repetition_penalty: self.repetition_penalty,
-            renormalize_logits: self.renormalize_logits,
-            ..DecodeOptions::default()
+            ..defaults.clone()
         }
     }
 }
@@ -128,8 +128,12 @@ fn check_generation(name: &str) {
                 .collect()
         })
         .collect();
+    let defaults =
+        DecodeOptions::from_generation_config(&fixture_dir(name).join("generation_config.json"))
+            .expect("generation_config.json reads");
     for case in &r.generate {
-        let opts = case.options.to_decode();
+        assert_eq!(defaults.renormalize_logits, case.options.renormalize_logits);
+        let opts = case.options.to_decode(&defaults);
         let out = model.translate_ids(&sources, &opts).unwrap();
         for (row, (hyp, want)) in out.iter().zip(&case.sequences).enumerate() {
             let mut got = hyp.tokens.clone();

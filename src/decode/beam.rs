@@ -8,12 +8,12 @@
 //! leave the batch. transformers starts every source with `beam_size` copies of the
 //! start row (all but one at -1e9); starting with one row is the same search.
 
-use super::processors::{process_row, top_k};
+use super::processors::{log_softmax_in_place, process_row, top_k};
 use super::{
-    host_rows, normalized, DecodeInput, DecodeOptions, EarlyStopping, Hypothesis, StepModel,
+    host_rows, normalized, par_rows, DecodeInput, DecodeOptions, EarlyStopping, Hypothesis,
+    StepModel,
 };
 use crate::Result;
-use candle_core::{DType, D};
 
 struct Beam {
     /// Decoder input so far, start token included.
@@ -110,28 +110,33 @@ pub(super) fn run<M: StepModel + ?Sized>(
     let mut generated = 0usize;
     loop {
         let rows = last.len();
-        let logits = model.step(&last)?.to_dtype(DType::F32)?;
-        let logprobs = candle_nn::ops::log_softmax(&logits, D::Minus1)?;
-        let (mut flat, vocab) = host_rows(&logprobs, rows)?;
+        let (mut flat, vocab) = host_rows(&model.step(&last)?, rows)?;
         generated += 1;
+        let beams: Vec<&Beam> = open.iter().flat_map(|s| &s.beams).collect();
+        // Each row's best continuations; a source's best are among its rows' best.
+        let row_best = par_rows(&mut flat, vocab, |r, scores| {
+            // transformers processes log-probabilities in beam search.
+            log_softmax_in_place(scores);
+            process_row(scores, &beams[r].history, generated - 1, opts);
+            let base = beams[r].logprob;
+            top_k(scores.iter().map(|&s| base + s), candidates)
+        });
+        drop(beams);
         let mut next_rows: Vec<u32> = Vec::with_capacity(rows);
         let mut next_last: Vec<u32> = Vec::with_capacity(rows);
         let mut still_open: Vec<Source> = Vec::with_capacity(open.len());
         let mut row0 = 0usize;
         for mut src in open.drain(..) {
             let n = src.beams.len();
-            let block = &mut flat[row0 * vocab..(row0 + n) * vocab];
-            for (beam, scores) in src.beams.iter().zip(block.chunks_mut(vocab)) {
-                process_row(scores, &beam.history, generated - 1, opts);
-            }
+            let mut ranked: Vec<(usize, f32)> = row_best[row0..row0 + n]
+                .iter()
+                .enumerate()
+                .flat_map(|(b, best)| best.iter().map(move |&(v, s)| (b * vocab + v, s)))
+                .collect();
+            // Best first, lower flat index first among equals, as a top-k over all rows.
+            ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            ranked.truncate(candidates);
             let beams = &src.beams;
-            let ranked = top_k(
-                block
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &s)| beams[i / vocab].logprob + s),
-                candidates,
-            );
             let at_max = generated >= src.max_len;
             let mut running: Vec<(usize, u32, f32)> = Vec::with_capacity(k);
             let mut new_finished: Vec<Finished> = Vec::new();

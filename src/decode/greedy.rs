@@ -1,7 +1,7 @@
 //! Greedy decoding: each row takes its best token; finished rows leave the batch.
 
 use super::processors::{log_sum_exp, process_row};
-use super::{host_rows, normalized, DecodeInput, DecodeOptions, Hypothesis, StepModel};
+use super::{host_rows, normalized, par_rows, DecodeInput, DecodeOptions, Hypothesis, StepModel};
 use crate::Result;
 
 struct Row {
@@ -33,19 +33,21 @@ pub(super) fn run<M: StepModel + ?Sized>(
         let live = rows.len();
         let logits = model.step(&last)?;
         let (mut flat, vocab) = host_rows(&logits, live)?;
-        let mut keep: Vec<u32> = Vec::with_capacity(rows.len());
-        let mut still: Vec<Row> = Vec::with_capacity(rows.len());
-        for (i, (mut row, scores)) in rows.drain(..).zip(flat.chunks_mut(vocab)).enumerate() {
-            let generated = row.history.len() - 1;
+        let choices = par_rows(&mut flat, vocab, |i, scores| {
+            let history = &rows[i].history;
             let lse = log_sum_exp(scores);
             let raw = scores.to_vec();
             // transformers processes the raw logits in greedy search.
-            process_row(scores, &row.history, generated, opts);
+            process_row(scores, history, history.len() - 1, opts);
             let token = argmax(scores);
-            row.logprob += raw[token] - lse;
-            let token = token as u32;
+            (token as u32, raw[token] - lse)
+        });
+        let mut keep: Vec<u32> = Vec::with_capacity(rows.len());
+        let mut still: Vec<Row> = Vec::with_capacity(rows.len());
+        for (i, (mut row, (token, logprob))) in rows.drain(..).zip(choices).enumerate() {
+            row.logprob += logprob;
             row.history.push(token);
-            let generated = generated + 1;
+            let generated = row.history.len() - 1;
             let ended = opts.is_eos(token);
             if ended || generated >= row.max_len {
                 let mut tokens = row.history.split_off(1);

@@ -14,6 +14,8 @@ pub mod processors;
 
 use crate::{Error, Result};
 use candle_core::{DType, Tensor};
+use serde_json::Value;
+use std::path::Path;
 
 /// A decoder that advances a batch of rows by one token at a time.
 ///
@@ -124,6 +126,88 @@ impl DecodeOptions {
         by_ratio.min(self.max_new_tokens).max(1)
     }
 
+    /// Options from a transformers `generation_config.json`; fields it lacks keep
+    /// [`DecodeOptions::default`]. Single-token `bad_words_ids` become suppressed tokens;
+    /// `forced_eos_token_id` is ignored (nothing is forced), and `max_length`, which
+    /// counts the decoder start token, becomes `max_new_tokens = max_length - 1`.
+    pub fn from_generation_config(path: &Path) -> Result<DecodeOptions> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let bad = |why: String| Error::Model(format!("{}: {why}", path.display()));
+        let v: Value = serde_json::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        let mut o = DecodeOptions::default();
+        let uint = |key: &str| -> Result<Option<usize>> {
+            match v.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_u64()
+                    .map(|n| Some(n as usize))
+                    .ok_or_else(|| bad(format!("{key} is not a non-negative integer"))),
+            }
+        };
+        let float = |key: &str| -> Result<Option<f32>> {
+            match v.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(x) => x
+                    .as_f64()
+                    .map(|n| Some(n as f32))
+                    .ok_or_else(|| bad(format!("{key} is not a number"))),
+            }
+        };
+        let token = |x: &Value| -> Result<u32> {
+            x.as_u64()
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| bad(format!("{x} is not a token id")))
+        };
+        if let Some(n) = uint("num_beams")? {
+            o.beam_size = n.max(1);
+        }
+        if let Some(lp) = float("length_penalty")? {
+            o.length_penalty = lp;
+        }
+        o.early_stopping = match v.get("early_stopping") {
+            Some(Value::Bool(true)) => EarlyStopping::Always,
+            Some(Value::String(s)) if s == "never" => EarlyStopping::Never,
+            _ => EarlyStopping::Heuristic,
+        };
+        if let Some(n) = uint("max_new_tokens")? {
+            o.max_new_tokens = n;
+        } else if let Some(n) = uint("max_length")? {
+            o.max_new_tokens = n.saturating_sub(1).max(1);
+        }
+        if let Some(n) = uint("min_new_tokens")? {
+            o.min_length = n;
+        } else if let Some(n) = uint("min_length")? {
+            o.min_length = n.saturating_sub(1);
+        }
+        if let Some(n) = uint("no_repeat_ngram_size")? {
+            o.no_repeat_ngram_size = n;
+        }
+        if let Some(p) = float("repetition_penalty")? {
+            o.repetition_penalty = p;
+        }
+        o.renormalize_logits = v.get("renormalize_logits") == Some(&Value::Bool(true));
+        match v.get("eos_token_id") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(ids)) => {
+                o.eos_token_ids = ids.iter().map(token).collect::<Result<_>>()?;
+            }
+            Some(x) => o.eos_token_ids = vec![token(x)?],
+        }
+        if let Some(Value::Array(seqs)) = v.get("bad_words_ids") {
+            for seq in seqs {
+                if let Some([one]) = seq.as_array().map(Vec::as_slice) {
+                    o.suppress_tokens.push(token(one)?);
+                }
+            }
+        }
+        if let Some(Value::Array(ids)) = v.get("suppress_tokens") {
+            for id in ids {
+                o.suppress_tokens.push(token(id)?);
+            }
+        }
+        Ok(o)
+    }
+
     fn is_eos(&self, token: u32) -> bool {
         self.eos_token_ids.contains(&token)
     }
@@ -182,6 +266,52 @@ fn host_rows(logits: &Tensor, rows: usize) -> Result<(Vec<f32>, usize)> {
         .flatten_all()?
         .to_vec1::<f32>()?;
     Ok((flat, vocab))
+}
+
+/// `f(row index, row)` for every `width`-wide row of `flat`, results in row order; rows
+/// are split over the machine's cores when there are enough of them (the per-row work,
+/// a pass over a ~60k vocabulary, is the host's share of every decoding step).
+fn par_rows<T, F>(flat: &mut [f32], width: usize, f: F) -> Vec<T>
+where
+    T: Send,
+    F: Fn(usize, &mut [f32]) -> T + Sync,
+{
+    let rows = flat.len() / width.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(rows / 4)
+        .max(1);
+    if threads == 1 {
+        return flat
+            .chunks_mut(width)
+            .enumerate()
+            .map(|(i, r)| f(i, r))
+            .collect();
+    }
+    let per = rows.div_ceil(threads);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = flat
+            .chunks_mut(per * width)
+            .enumerate()
+            .map(|(c, chunk)| {
+                scope.spawn(move || {
+                    chunk
+                        .chunks_mut(width)
+                        .enumerate()
+                        .map(|(i, r)| f(c * per + i, r))
+                        .collect::<Vec<T>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| match h.join() {
+                Ok(v) => v,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+            .collect()
+    })
 }
 
 /// The length-normalized score transformers gives a finished hypothesis.
@@ -271,6 +401,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn par_rows_keeps_row_order() {
+        let mut flat: Vec<f32> = (0..64 * 3).map(|i| i as f32).collect();
+        let out = par_rows(&mut flat, 3, |i, row| {
+            row[0] = -1.0;
+            (i, row[1])
+        });
+        assert_eq!(out.len(), 64);
+        for (i, &(j, v)) in out.iter().enumerate() {
+            assert_eq!((i, v), (j, (3 * i + 1) as f32));
+        }
+        assert!(flat.chunks(3).all(|r| r[0] == -1.0));
+    }
+
+    #[test]
     fn validate_rejects_nonsense() {
         let ok = DecodeOptions {
             eos_token_ids: vec![0],
@@ -316,6 +460,45 @@ mod tests {
         assert_eq!(opts.max_length_for(0), 2);
         let uncapped = DecodeOptions::default();
         assert_eq!(uncapped.max_length_for(3), 512);
+    }
+
+    #[test]
+    fn reads_opus_mt_generation_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("generation_config.json");
+        // opus-mt-tc-big-en-zle's, as published.
+        std::fs::write(
+            &path,
+            r#"{"bad_words_ids": [[61576]], "bos_token_id": 0, "decoder_start_token_id": 61576,
+                "eos_token_id": 25539, "forced_eos_token_id": 25539, "max_length": 512,
+                "num_beams": 4, "pad_token_id": 61576, "renormalize_logits": true,
+                "transformers_version": "4.34.0.dev0"}"#,
+        )
+        .unwrap();
+        let o = DecodeOptions::from_generation_config(&path).unwrap();
+        assert_eq!(o.beam_size, 4);
+        assert_eq!(o.eos_token_ids, vec![25539]);
+        assert_eq!(o.suppress_tokens, vec![61576]);
+        assert_eq!(o.max_new_tokens, 511);
+        assert!(o.renormalize_logits);
+        assert_eq!(o.early_stopping, EarlyStopping::Heuristic);
+        std::fs::write(
+            &path,
+            r#"{"eos_token_id": [0, 3], "early_stopping": "never", "num_beams": 6,
+                "no_repeat_ngram_size": 3, "repetition_penalty": 1.2, "min_length": 5}"#,
+        )
+        .unwrap();
+        let o = DecodeOptions::from_generation_config(&path).unwrap();
+        assert_eq!(o.eos_token_ids, vec![0, 3]);
+        assert_eq!(o.early_stopping, EarlyStopping::Never);
+        assert_eq!(
+            (o.beam_size, o.no_repeat_ngram_size, o.min_length),
+            (6, 3, 4)
+        );
+        assert!((o.repetition_penalty - 1.2).abs() < 1e-6);
+        std::fs::write(&path, r#"{"num_beams": "four"}"#).unwrap();
+        assert!(DecodeOptions::from_generation_config(&path).is_err());
+        assert!(DecodeOptions::from_generation_config(&dir.path().join("none.json")).is_err());
     }
 
     #[test]

@@ -765,28 +765,39 @@ pub struct MarianDecoding<'m> {
 }
 
 impl MarianDecoding<'_> {
+    /// Writes this step's keys and values `[rows, heads, 1, hd]` of `layer` at the current
+    /// position and returns views of all positions so far.
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let pos = self.pos;
-        let grow = |old: Option<&Tensor>, new: &Tensor| -> Result<Tensor> {
-            let (rows, heads, _, hd) = new.dims4()?;
-            let cap = old.map_or(0, |o| o.dim(2).unwrap_or(0));
-            if pos < cap {
-                return Ok(old.cloned().unwrap_or_else(|| new.clone()));
+        let cache = match self.cache[layer].take() {
+            Some(c) if pos < c.k.dim(2)? => c,
+            old => {
+                // Doubling keeps the copies (and what a reorder moves) within 2× the
+                // filled part.
+                let (rows, heads, _, hd) = k.dims4()?;
+                let cap = match &old {
+                    Some(c) => c.k.dim(2)? * 2,
+                    None => 16,
+                };
+                let zeros = || Tensor::zeros((rows, heads, cap, hd), k.dtype(), k.device());
+                let grown = KvCache {
+                    k: zeros()?,
+                    v: zeros()?,
+                };
+                if let Some(c) = old {
+                    grown.k.slice_set(&c.k, 2, 0)?;
+                    grown.v.slice_set(&c.v, 2, 0)?;
+                }
+                grown
             }
-            let new_cap = (cap * 2).max(16);
-            let t = Tensor::zeros((rows, heads, new_cap, hd), new.dtype(), new.device())?;
-            if let Some(o) = old {
-                t.slice_set(o, 2, 0)?;
-            }
-            Ok(t)
         };
-        let entry = self.cache[layer].take();
-        let kc = grow(entry.as_ref().map(|c| &c.k), k)?;
-        let vc = grow(entry.as_ref().map(|c| &c.v), v)?;
-        kc.slice_set(&k.contiguous()?, 2, pos)?;
-        vc.slice_set(&v.contiguous()?, 2, pos)?;
-        let out = (kc.narrow(2, 0, pos + 1)?, vc.narrow(2, 0, pos + 1)?);
-        self.cache[layer] = Some(KvCache { k: kc, v: vc });
+        cache.k.slice_set(&k.contiguous()?, 2, pos)?;
+        cache.v.slice_set(&v.contiguous()?, 2, pos)?;
+        let out = (
+            cache.k.narrow(2, 0, pos + 1)?,
+            cache.v.narrow(2, 0, pos + 1)?,
+        );
+        self.cache[layer] = Some(cache);
         Ok(out)
     }
 }
