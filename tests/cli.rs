@@ -443,7 +443,7 @@ fn long_article_is_map_reduced_within_the_context() {
     let tmp = TempDir::new().unwrap();
     let path = tmp.path().join("long.txt");
     std::fs::write(&path, &body).unwrap();
-    let v = llm_summary_json(&model, &path, &["--context", "2048"]);
+    let v = llm_summary_json(&model, &path, &["--context", "2048", "--max-tokens", "64"]);
     let stats = &v["stats"];
     let chunks = stats["chunks"].as_u64().unwrap();
     let chunk_tokens: Vec<u64> = stats["chunk_tokens"]

@@ -521,8 +521,28 @@ fn attention_mask(
     Ok(Tensor::from_vec(data, (rep * seq, kv_len), device)?)
 }
 
+/// Rows from which a CPU matmul dequantizes the weight and runs a dense GEMM.
+///
+/// candle's quantized CPU matmul is a row-by-row dot product that streams the whole
+/// weight once per row: right for generation (one row), slow for a prompt of hundreds
+/// of tokens, where dequantizing the layer's weight once and using the tiled f32 GEMM
+/// is several times faster (and exact, where the quantized path rounds activations to
+/// 8 bits).
+const DENSE_ROWS: usize = 16;
+
+/// `x · wᵀ` for a quantized weight, choosing the faster kernel for the batch size.
+fn qmatmul(w: &QMatMul, x: &Tensor) -> Result<Tensor> {
+    let rows = x.elem_count() / x.dim(candle_core::D::Minus1)?;
+    match w {
+        QMatMul::QTensor(q) if rows >= DENSE_ROWS && x.device().is_cpu() => {
+            Ok(QMatMul::Tensor(q.dequantize(x.device())?).forward(x)?)
+        }
+        _ => Ok(w.forward(x)?),
+    }
+}
+
 fn linear(w: &QMatMul, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
-    let y = w.forward(x)?;
+    let y = qmatmul(w, x)?;
     Ok(match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -604,19 +624,19 @@ fn layer_forward(
         .reshape((b, nh, seq, hd))?
         .transpose(1, 2)?
         .reshape((b, seq, nh * hd))?;
-    let mut attn = layer.wo.forward(&out)?;
+    let mut attn = qmatmul(&layer.wo, &out)?;
     if let Some(n) = &layer.post_attn_norm {
         attn = n.forward(&attn)?;
     }
     let x = (x + attn)?;
 
     let h = layer.ffn_norm.forward(&x)?;
-    let gate = layer.gate.forward(&h)?;
+    let gate = qmatmul(&layer.gate, &h)?;
     let gate = match cfg.activation {
         Activation::Silu => candle_nn::ops::silu(&gate)?,
         Activation::GeluTanh => gate.gelu()?,
     };
-    let mut ffn = layer.down.forward(&(gate * layer.up.forward(&h)?)?)?;
+    let mut ffn = qmatmul(&layer.down, &(gate * qmatmul(&layer.up, &h)?)?)?;
     if let Some(n) = &layer.post_ffn_norm {
         ffn = n.forward(&ffn)?;
     }
