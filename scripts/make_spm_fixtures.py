@@ -5,7 +5,8 @@ Writes tests/fixtures/spm/:
   unigram.model   unigram, vocab 2000, nmt_nfkc (precompiled charsmap), byte_fallback
   bpe.model       BPE, vocab 2000, identity normalization (no charsmap), byte_fallback
   marian/         OPUS-MT style pair: source.spm (English), target.spm (Russian),
-                  unigram without byte fallback, and a joint vocab.json laid out as
+                  unigram, vocab 1000, identity normalization, no byte fallback
+                  (as OPUS-MT), and a joint vocab.json laid out as
                   Marian's: "</s>"=0, "<unk>"=1, language tags, pieces by corpus
                   frequency, "<pad>" last
   texts.json      the sentences: 150 Russian + 150 English from WMT22 plus edge cases
@@ -19,9 +20,8 @@ Run: python3 -m venv .venv-spm && .venv-spm/bin/pip install -r scripts/requireme
 
 import argparse
 import collections
+import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import sentencepiece as spm
@@ -99,16 +99,17 @@ def pick(lines, count):
 
 
 def train(lines, path, **options):
-    with tempfile.TemporaryDirectory() as tmp:
-        prefix = os.path.join(tmp, "m")
-        spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(lines),
-            model_prefix=prefix,
-            num_threads=2,
-            minloglevel=2,
-            **options,
-        )
-        Path(path).write_bytes(Path(prefix + ".model").read_bytes())
+    # model_writer keeps the (temporary) model_prefix out of the model, so the same
+    # data gives byte-identical models.
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=model,
+        num_threads=2,
+        minloglevel=2,
+        **options,
+    )
+    Path(path).write_bytes(model.getvalue())
     return spm.SentencePieceProcessor(model_file=str(path))
 
 

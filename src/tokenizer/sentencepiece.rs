@@ -921,6 +921,40 @@ mod tests {
     }
 
     #[test]
+    fn marian_separate_target_vocabulary_decodes_with_target_model() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["source.spm", "target.spm", "vocab.json"] {
+            std::fs::copy(fixture("marian").join(name), dir.path().join(name)).unwrap();
+        }
+        std::fs::copy(
+            fixture("marian").join("vocab.json"),
+            dir.path().join("target_vocab.json"),
+        )
+        .unwrap();
+        let marian = MarianTokenizer::from_dir(dir.path()).unwrap();
+        let ids = marian.encode_target("Новости из Москвы").unwrap();
+        assert_eq!(
+            marian.decode_target(&ids, true).unwrap(),
+            "Новости из Москвы"
+        );
+        let with_eos = marian.decode_target(&ids, false).unwrap();
+        assert_eq!(with_eos, "Новости из Москвы</s>");
+    }
+
+    #[test]
+    fn marian_dir_without_vocab_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["source.spm", "target.spm"] {
+            std::fs::copy(fixture("marian").join(name), dir.path().join(name)).unwrap();
+        }
+        let message = MarianTokenizer::from_dir(dir.path())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(message.contains("vocab.json"), "{message}");
+    }
+
+    #[test]
     fn marian_pair_loads_with_language_tags() {
         let marian = MarianTokenizer::from_dir(&fixture("marian")).unwrap();
         let rus = marian.token_id(">>rus<<").unwrap();
