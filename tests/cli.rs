@@ -1,5 +1,7 @@
 //! Integration tests: the real `svodka` binary on real files.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,7 +25,8 @@ fn russian_article() -> PathBuf {
 
 fn svodka() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_svodka"));
-    cmd.env_remove("HF_HUB_OFFLINE").env_remove("SVODKA_OFFLINE");
+    cmd.env_remove("HF_HUB_OFFLINE")
+        .env_remove("SVODKA_OFFLINE");
     cmd
 }
 
@@ -70,7 +73,12 @@ fn assert_usage_error(o: &Output, needles: &[&str]) {
 
 #[test]
 fn summarize_seed_article_names_the_meeting_and_topics() {
-    let o = run(&["summarize", "--engine", "extractive", seed().to_str().unwrap()]);
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        seed().to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o).to_lowercase();
     assert!(out.contains("mishustin"), "{out}");
@@ -120,7 +128,14 @@ fn summarize_json_carries_title_metadata_and_sources() {
 
 #[test]
 fn summarize_markdown_has_headline_and_byline() {
-    let o = run(&["summarize", "--engine", "extractive", "--format", "markdown", seed().to_str().unwrap()]);
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        "--format",
+        "markdown",
+        seed().to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.starts_with("# Travel Ban, Oil Supplies on Russia-Belarus Agenda\n"));
@@ -129,7 +144,14 @@ fn summarize_markdown_has_headline_and_byline() {
 
 #[test]
 fn summarize_russian_article_in_russian() {
-    let o = run(&["summarize", "--engine", "extractive", "-n", "2", russian_article().to_str().unwrap()]);
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        "-n",
+        "2",
+        russian_article().to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(out.chars().filter(|c| ('а'..='я').contains(c)).count() > 50);
@@ -137,7 +159,14 @@ fn summarize_russian_article_in_russian() {
 
 #[test]
 fn summarize_in_another_language_is_refused_by_extractive() {
-    let o = run(&["summarize", "--engine", "extractive", "--lang", "en", russian_article().to_str().unwrap()]);
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        "--lang",
+        "en",
+        russian_article().to_str().unwrap(),
+    ]);
     assert_usage_error(&o, &["aif.49918.txt"]);
 }
 
@@ -147,7 +176,10 @@ fn segment_prints_title_then_sentences_and_paragraph_breaks() {
     assert!(o.status.success(), "{}", stderr(&o));
     let out = stdout(&o);
     let blocks: Vec<&str> = out.trim_end().split("\n\n").collect();
-    assert_eq!(blocks[0], "Travel Ban, Oil Supplies on Russia-Belarus Agenda");
+    assert_eq!(
+        blocks[0],
+        "Travel Ban, Oil Supplies on Russia-Belarus Agenda"
+    );
     assert!(blocks[1].starts_with("Russia and Belarus are preparing"));
     // "Aug. 9" must not end a sentence.
     assert!(!out.contains("Aug.\n"));
@@ -156,7 +188,12 @@ fn segment_prints_title_then_sentences_and_paragraph_breaks() {
 
 #[test]
 fn segment_json_has_languages() {
-    let o = run(&["segment", "--format", "json", russian_article().to_str().unwrap()]);
+    let o = run(&[
+        "segment",
+        "--format",
+        "json",
+        russian_article().to_str().unwrap(),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let paras = v["paragraphs"].as_array().unwrap();
@@ -241,26 +278,58 @@ fn stdin_is_read_when_no_file_is_given() {
 fn bad_inputs_are_one_line_errors_with_exit_2() {
     let dir = TempDir::new().unwrap();
     let missing = dir.path().join("missing.txt");
-    assert_usage_error(&run(&["summarize", "--engine", "extractive", missing.to_str().unwrap()]), &["missing.txt"]);
+    assert_usage_error(
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            missing.to_str().unwrap(),
+        ]),
+        &["missing.txt"],
+    );
 
     assert_usage_error(
-        &run(&["summarize", "--engine", "extractive", dir.path().to_str().unwrap()]),
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            dir.path().to_str().unwrap(),
+        ]),
         &[dir.path().to_str().unwrap(), "directory"],
     );
 
     let empty = dir.path().join("empty.txt");
     std::fs::write(&empty, "").unwrap();
-    assert_usage_error(&run(&["summarize", "--engine", "extractive", empty.to_str().unwrap()]), &["empty.txt", "empty"]);
+    assert_usage_error(
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            empty.to_str().unwrap(),
+        ]),
+        &["empty.txt", "empty"],
+    );
 
     let blank = dir.path().join("blank.txt");
     std::fs::write(&blank, " \n\t\r\n  \n").unwrap();
-    assert_usage_error(&run(&["segment", blank.to_str().unwrap()]), &["blank.txt", "empty"]);
+    assert_usage_error(
+        &run(&["segment", blank.to_str().unwrap()]),
+        &["blank.txt", "empty"],
+    );
 
     let binary = dir.path().join("photo.txt");
     let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
     png.extend((0..=255u8).cycle().take(4096));
     std::fs::write(&binary, png).unwrap();
-    assert_usage_error(&run(&["summarize", "--engine", "extractive", binary.to_str().unwrap()]), &["photo.txt", "binary"]);
+    assert_usage_error(
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            binary.to_str().unwrap(),
+        ]),
+        &["photo.txt", "binary"],
+    );
 
     let ukrainian = dir.path().join("uk.txt");
     std::fs::write(
@@ -268,10 +337,25 @@ fn bad_inputs_are_one_line_errors_with_exit_2() {
         "Уряд України ухвалив нове рішення щодо енергетики.\n\nМіністр заявив, що ціни на електроенергію для населення не зміняться до кінця року. Він також повідомив, що країна отримає додаткову допомогу від європейських партнерів.\n",
     )
     .unwrap();
-    assert_usage_error(&run(&["summarize", "--engine", "extractive", ukrainian.to_str().unwrap()]), &["uk.txt", "uk"]);
+    assert_usage_error(
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            ukrainian.to_str().unwrap(),
+        ]),
+        &["uk.txt", "uk"],
+    );
 
     assert_usage_error(
-        &run(&["summarize", "--engine", "extractive", "--encoding", "latin-9000", seed().to_str().unwrap()]),
+        &run(&[
+            "summarize",
+            "--engine",
+            "extractive",
+            "--encoding",
+            "latin-9000",
+            seed().to_str().unwrap(),
+        ]),
         &["latin-9000"],
     );
 }
@@ -296,14 +380,28 @@ fn missing_models_offline_are_named_with_the_way_to_get_them() {
 
 #[test]
 fn usage_errors_exit_2_and_help_exits_0() {
-    let o = run(&["summarize", "--engine", "extractive", "--sentences", "0", seed().to_str().unwrap()]);
+    let o = run(&[
+        "summarize",
+        "--engine",
+        "extractive",
+        "--sentences",
+        "0",
+        seed().to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["translate", seed().to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "--to is required");
     let o = run(&["--help"]);
     assert!(o.status.success());
     let help = stdout(&o);
-    for cmd in ["summarize", "translate", "segment", "batch", "models", "completions"] {
+    for cmd in [
+        "summarize",
+        "translate",
+        "segment",
+        "batch",
+        "models",
+        "completions",
+    ] {
         assert!(help.contains(cmd), "{cmd} in --help");
     }
 }
@@ -347,23 +445,8 @@ fn closed_stdout_pipe_exits_quietly() {
     assert!(o.stderr.is_empty(), "{}", stderr(&o));
 }
 
-/// The real Gemma 3 270M GGUF, fetched by scripts/fetch-gemma.sh.
 fn gemma() -> Option<PathBuf> {
-    let p = std::env::var_os("SVODKA_GEMMA_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(".models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
-        });
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!(
-            "skipping: Gemma GGUF not found at {}; run scripts/fetch-gemma.sh",
-            p.display()
-        );
-        None
-    }
+    common::gemma_gguf()
 }
 
 fn llm_summary_json(model: &Path, article: &Path, extra: &[&str]) -> serde_json::Value {
@@ -410,7 +493,9 @@ fn llm_summarizes_the_seed_article_with_real_weights() {
 fn llm_summarizes_a_russian_article_with_real_weights() {
     let Some(model) = gemma() else { return };
     let v = llm_summary_json(&model, &russian_article(), &[]);
-    let text = v["summary"]["sentences"][0]["text"].as_str().unwrap_or_default();
+    let text = v["summary"]["sentences"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
     println!("russian summary: {text}");
     assert!(!text.trim().is_empty());
     assert_eq!(v["language"]["lang"], "ru");
@@ -499,6 +584,13 @@ fn models_list_info_and_errors() {
         &["no-such-model"],
     );
     // Offline with an empty cache: says which model and file are missing and how to get them.
-    let o = run(&["--cache-dir", cache, "--offline", "models", "pull", "opus-mt-en-ru"]);
+    let o = run(&[
+        "--cache-dir",
+        cache,
+        "--offline",
+        "models",
+        "pull",
+        "opus-mt-en-ru",
+    ]);
     assert_usage_error(&o, &["opus-mt-en-ru", "models pull"]);
 }

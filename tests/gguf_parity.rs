@@ -5,6 +5,8 @@
 //! it at `$SVODKA_GEMMA_GGUF` or `.models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf` and skip,
 //! saying so, when it is absent; `scripts/fetch-gemma.sh` puts it there.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -87,13 +89,7 @@ fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
 }
 
 fn model_path() -> Option<PathBuf> {
-    let path = std::env::var_os("SVODKA_GEMMA_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(".models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
-        });
-    path.is_file().then_some(path)
+    common::gemma_gguf()
 }
 
 /// The Gemma tokenizer, built once for all tests of this binary; None when the model is absent.

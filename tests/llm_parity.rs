@@ -2,6 +2,8 @@
 //! per-position logits and greedy continuations recorded by
 //! `scripts/make_gguf_fixtures.py` (tests/fixtures/gguf/README.md).
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -9,22 +11,13 @@ use serde::Deserialize;
 use svodka::engine::llm::{model::argmax, LlmModel};
 
 fn model_path() -> Option<PathBuf> {
-    let p = std::env::var_os("SVODKA_GEMMA_GGUF")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join(".models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf")
-        });
-    if p.is_file() {
-        Some(p)
-    } else {
-        println!("skipping: Gemma GGUF not found at {}; run scripts/fetch-gemma.sh", p.display());
-        None
-    }
+    common::gemma_gguf()
 }
 
 fn fixture<T: for<'de> Deserialize<'de>>(name: &str) -> T {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gguf").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/gguf")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -80,10 +73,11 @@ fn logits_match_llama_cpp_at_every_position() {
         assert_eq!(rows.len(), p.positions.len());
         let mut max_diff = 0f32;
         for (i, (row, pos)) in rows.iter().zip(&p.positions).enumerate() {
-            let ours = row
-                .iter()
-                .enumerate()
-                .fold((0usize, f32::MIN), |b, (j, &v)| if v > b.1 { (j, v) } else { b });
+            let ours =
+                row.iter().enumerate().fold(
+                    (0usize, f32::MIN),
+                    |b, (j, &v)| if v > b.1 { (j, v) } else { b },
+                );
             let mut here = 0f32;
             for &(id, logit) in &pos.top {
                 here = here.max((row[id as usize] - logit).abs());
@@ -102,7 +96,11 @@ fn logits_match_llama_cpp_at_every_position() {
                 );
             }
         }
-        println!("{}: {} positions, max |Δ logit| over top-20 = {max_diff:.4}", p.name, rows.len());
+        println!(
+            "{}: {} positions, max |Δ logit| over top-20 = {max_diff:.4}",
+            p.name,
+            rows.len()
+        );
         worst = worst.max(max_diff);
     }
     println!(
@@ -153,5 +151,8 @@ fn greedy_continuations_match_llama_cpp() {
         );
     }
     println!("greedy choices identical at {same}/{steps} steps, the others near-ties");
-    assert!(same * 10 >= steps * 9, "only {same}/{steps} greedy choices agree");
+    assert!(
+        same * 10 >= steps * 9,
+        "only {same}/{steps} greedy choices agree"
+    );
 }

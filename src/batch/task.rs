@@ -240,13 +240,7 @@ impl Task for SummarizeTask {
             let mut engine = self.engines.take();
             pipeline::summarize::summarize(&doc.article, engine.as_mut(), &self.opts)?
         };
-        let summary = report
-            .summary
-            .sentences
-            .iter()
-            .map(|s| s.text.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let summary = report.summary.text();
         Ok(TaskOutput {
             rendered: output::summary(&report, &doc.name, self.format),
             title: report.title.clone(),

@@ -85,6 +85,17 @@ pub struct Summary {
     pub lang: Lang,
 }
 
+impl Summary {
+    /// The summary as one paragraph of prose.
+    pub fn text(&self) -> String {
+        self.sentences
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
 /// Something that turns a whole article into a summary by itself.
 pub trait Summarizer {
     /// Short name of the engine, as given to `--engine`.
