@@ -13,9 +13,14 @@ use svodka::engine::llm::{model::argmax, LlmEngine, LlmLoadOptions};
 
 fn main() -> anyhow::Result<()> {
     // `cargo bench` passes `--bench`; skip flags.
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let Some(model) = args.first() else {
-        eprintln!("usage: cargo bench --bench llm -- MODEL.gguf [PROMPT_FILE] [GEN_TOKENS] [REPEATS]");
+        eprintln!(
+            "usage: cargo bench --bench llm -- MODEL.gguf [PROMPT_FILE] [GEN_TOKENS] [REPEATS]"
+        );
         return Ok(());
     };
     let prompt = match args.get(1) {

@@ -5,6 +5,7 @@ use serde::Serialize;
 use crate::article::Metadata;
 use crate::pipeline::segment::Segmented;
 use crate::pipeline::summarize::SummaryReport;
+use crate::pipeline::translate::TranslationReport;
 
 /// The output formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,13 +51,7 @@ fn markdown_byline(meta: &Metadata) -> Option<String> {
 
 /// Renders a summary.
 pub fn summary(report: &SummaryReport, source: &str, format: Format) -> String {
-    let body = report
-        .summary
-        .sentences
-        .iter()
-        .map(|s| s.text.as_str())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let body = report.summary.text();
     match format {
         Format::Text => format!("{body}\n"),
         Format::Markdown => {
@@ -95,4 +90,101 @@ pub fn segmented(seg: &Segmented, source: &str, format: Format) -> String {
             out
         }
     }
+}
+
+/// Markdown of a paragraph: its spans rendered, its block kind as a prefix.
+fn markdown_paragraph(p: &crate::article::Paragraph) -> String {
+    use crate::article::BlockKind;
+    let body = crate::article::read::render_markdown(&p.text, &p.spans);
+    match p.kind {
+        BlockKind::Text => body,
+        BlockKind::Heading => format!("## {body}"),
+        BlockKind::ListItem => format!("- {body}"),
+        BlockKind::Quote => format!("> {body}"),
+    }
+}
+
+/// A Markdown table cell: pipes escaped, line breaks as `<br>`.
+fn table_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+/// Renders a translated article. `side_by_side` pairs each source paragraph with its
+/// translation: two lines tagged with their languages in text, a two-column table in
+/// Markdown. JSON always holds both.
+pub fn translation(
+    report: &TranslationReport,
+    source: &str,
+    format: Format,
+    side_by_side: bool,
+) -> String {
+    if format == Format::Json {
+        return json(source, report);
+    }
+    let to = report.languages.to;
+    let from_of =
+        |p: &crate::pipeline::translate::TranslatedParagraph| p.from.map_or("??", |l| l.code());
+    let title_from = report
+        .languages
+        .from
+        .first()
+        .map_or(to.code(), |l| l.code());
+    let mut blocks: Vec<String> = Vec::new();
+    match (format, side_by_side) {
+        (Format::Markdown, false) => {
+            if let Some(t) = &report.title {
+                blocks.push(format!("# {t}"));
+            }
+            if let Some(b) = markdown_byline(&report.metadata) {
+                blocks.push(format!("*{b}*"));
+            }
+            blocks.extend(
+                report
+                    .paragraphs
+                    .iter()
+                    .map(|p| markdown_paragraph(&p.translated)),
+            );
+        }
+        (Format::Markdown, true) => {
+            let mut table = format!("| {title_from} | {to} |\n| --- | --- |\n");
+            if let (Some(s), Some(t)) = (&report.source_title, &report.title) {
+                table.push_str(&format!(
+                    "| **{}** | **{}** |\n",
+                    table_cell(s),
+                    table_cell(t)
+                ));
+            }
+            for p in &report.paragraphs {
+                table.push_str(&format!(
+                    "| {} | {} |\n",
+                    table_cell(&markdown_paragraph(&p.source)),
+                    table_cell(&markdown_paragraph(&p.translated))
+                ));
+            }
+            blocks.push(table.trim_end().to_string());
+            if let Some(b) = markdown_byline(&report.metadata) {
+                blocks.push(format!("*{b}*"));
+            }
+        }
+        (_, false) => {
+            blocks.extend(report.title.clone());
+            blocks.extend(report.paragraphs.iter().map(|p| p.translated.text.clone()));
+        }
+        (_, true) => {
+            if let (Some(s), Some(t)) = (&report.source_title, &report.title) {
+                blocks.push(format!("[{title_from}] {s}\n[{to}] {t}"));
+            }
+            blocks.extend(report.paragraphs.iter().map(|p| {
+                format!(
+                    "[{}] {}\n[{to}] {}",
+                    from_of(p),
+                    p.source.text,
+                    p.translated.text
+                )
+            }));
+        }
+    }
+    let mut out = blocks.join("\n\n");
+    out.push('\n');
+    out
 }

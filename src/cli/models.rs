@@ -152,7 +152,10 @@ pub fn run(global: &GlobalArgs, args: ModelsArgs) -> anyhow::Result<Outcome> {
             })?;
             let freed = download::remove(entry, &opts)?;
             if !global.quiet {
-                eprintln!("svodka: {name}: removed {} from the cache", human_size(freed));
+                eprintln!(
+                    "svodka: {name}: removed {} from the cache",
+                    human_size(freed)
+                );
             }
         }
     }
@@ -226,7 +229,10 @@ fn list(reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) -> Result<()> 
         }));
     }
     let text = if global.format == super::OutputFormat::Json {
-        format!("{}\n", serde_json::to_string_pretty(&rows).unwrap_or_default())
+        format!(
+            "{}\n",
+            serde_json::to_string_pretty(&rows).unwrap_or_default()
+        )
     } else {
         let mut out = format!(
             "{:<24} {:<9} {:<20} {:<16} {}\n",
@@ -356,15 +362,30 @@ fn render_info(v: &serde_json::Value) -> String {
         out.push_str(&format!("{k:<13} {s}\n"));
     };
     for k in [
-        "name", "repo", "revision", "architecture", "family", "tasks", "languages", "license",
-        "target_token", "cached", "root", "config", "gguf", "note",
+        "name",
+        "repo",
+        "revision",
+        "architecture",
+        "family",
+        "tasks",
+        "languages",
+        "license",
+        "target_token",
+        "cached",
+        "root",
+        "config",
+        "gguf",
+        "note",
     ] {
         line(&mut out, k, &v[k]);
     }
     if let Some(files) = v["files"].as_array() {
         out.push_str("files\n");
         for f in files {
-            let size = f["size"].as_u64().map(human_size).unwrap_or_else(|| "-".into());
+            let size = f["size"]
+                .as_u64()
+                .map(human_size)
+                .unwrap_or_else(|| "-".into());
             out.push_str(&format!(
                 "  {:<40} {:>10}\n",
                 f["name"].as_str().unwrap_or_default(),

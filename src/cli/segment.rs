@@ -17,6 +17,10 @@ pub fn run(global: &GlobalArgs, args: SegmentArgs) -> anyhow::Result<Outcome> {
     let input = Input::from_args(&args.input)?;
     let article = input.read()?;
     let seg = pipeline::segment::segment_article(&article);
-    super::print(&output::segmented(&seg, &input.display(), global.format.into()))?;
+    super::print(&output::segmented(
+        &seg,
+        &input.display(),
+        global.format.into(),
+    ))?;
     Ok(Outcome::Ok)
 }

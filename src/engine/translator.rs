@@ -231,7 +231,11 @@ impl Translator for MarianTranslator {
         hyps.into_iter()
             .map(|h| {
                 Ok(Translation {
-                    text: self.tokenizer.decode_target(&h.tokens, true)?.trim().to_string(),
+                    text: self
+                        .tokenizer
+                        .decode_target(&h.tokens, true)?
+                        .trim()
+                        .to_string(),
                     score: h.score,
                     tokens: h.tokens.len(),
                     cut: !h.ended,
@@ -390,9 +394,11 @@ mod tests {
         cfg.pad_token_id = tokenizer.pad_id();
         cfg.decoder_start_token_id = tokenizer.pad_id();
         cfg.eos_token_id = tokenizer.eos_id();
-        let mut ws =
-            candle_core::safetensors::load(root.join("marian/base/model.safetensors"), &Device::Cpu)
-                .ok()?;
+        let mut ws = candle_core::safetensors::load(
+            root.join("marian/base/model.safetensors"),
+            &Device::Cpu,
+        )
+        .ok()?;
         let wide = |rows: usize, cols: usize| {
             // Deterministic pseudo-random values in (-0.5, 0.5).
             let data: Vec<f32> = (0..rows * cols)
@@ -400,7 +406,10 @@ mod tests {
                 .collect();
             candle_core::Tensor::from_vec(data, (rows, cols), &Device::Cpu)
         };
-        ws.insert("model.shared.weight".into(), wide(cfg.vocab_size, cfg.d_model).ok()?);
+        ws.insert(
+            "model.shared.weight".into(),
+            wide(cfg.vocab_size, cfg.d_model).ok()?,
+        );
         ws.insert("final_logits_bias".into(), wide(1, cfg.vocab_size).ok()?);
         let vb = candle_nn::VarBuilder::from_tensors(ws, DType::F32, &Device::Cpu);
         let model = MarianModel::new(&cfg, vb).ok()?;
@@ -422,7 +431,12 @@ mod tests {
             ..DecodeOptions::default()
         };
         let out = t
-            .translate_batch(&["Hello world.", "A longer one, here."], Lang::En, Lang::Ru, &opts)
+            .translate_batch(
+                &["Hello world.", "A longer one, here."],
+                Lang::En,
+                Lang::Ru,
+                &opts,
+            )
             .unwrap();
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|o| o.tokens <= 5));

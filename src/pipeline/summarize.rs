@@ -79,7 +79,12 @@ fn require_body(article: &Article) -> Result<()> {
     Ok(())
 }
 
-fn report(article: &Article, detection: Detection, summary: Summary, engine: &str) -> SummaryReport {
+fn report(
+    article: &Article,
+    detection: Detection,
+    summary: Summary,
+    engine: &str,
+) -> SummaryReport {
     SummaryReport {
         title: article.title.clone(),
         language: detection,
@@ -261,10 +266,7 @@ pub fn summarize_with(
         let last = chunks.len() == 1;
         let mut outputs = Vec::with_capacity(chunks.len());
         for (i, chunk) in chunks.iter().enumerate() {
-            let req = WriteRequest {
-                text: chunk,
-                ..req
-            };
+            let req = WriteRequest { text: chunk, ..req };
             let mut sink = |_: &str| {};
             let on_text: &mut dyn FnMut(&str) = match (last, run.on_text.as_mut()) {
                 (true, Some(f)) => &mut **f,
@@ -283,9 +285,7 @@ pub fn summarize_with(
             }
             if w.text.trim().is_empty() {
                 if last {
-                    return Err(Error::Model(
-                        "the model wrote an empty summary".to_string(),
-                    ));
+                    return Err(Error::Model("the model wrote an empty summary".to_string()));
                 }
                 warnings.push(format!(
                     "pass {} chunk {}: the model wrote nothing for this part",
@@ -298,7 +298,10 @@ pub fn summarize_with(
         if last {
             break outputs.remove(0);
         }
-        blocks = outputs.into_iter().filter(|t| !t.trim().is_empty()).collect();
+        blocks = outputs
+            .into_iter()
+            .filter(|t| !t.trim().is_empty())
+            .collect();
         if blocks.is_empty() {
             return Err(Error::Model("the model wrote an empty summary".to_string()));
         }
@@ -356,7 +359,7 @@ mod tests {
             .map(|i| format!("Paragraph {i} has exactly seven words here."))
             .collect();
         let chunks = chunk_blocks(&blocks, 20, &words).unwrap();
-        assert_eq!(chunks.len(), 4); // 2 paragraphs (14 words) per chunk, last has 2
+        assert_eq!(chunks.len(), 5); // 2 paragraphs (14 words) per chunk
         assert!(chunks.iter().all(|c| words(c).unwrap() <= 20));
         let joined: usize = chunks.iter().map(|c| words(c).unwrap()).sum();
         assert_eq!(joined, 70);
@@ -406,7 +409,9 @@ mod tests {
             title: Some("Заголовок статьи о погоде".into()),
             paragraphs: (0..paragraphs)
                 .map(|i| Paragraph {
-                    text: format!("Абзац номер {i} рассказывает о погоде в Москве и области сегодня."),
+                    text: format!(
+                        "Абзац номер {i} рассказывает о погоде в Москве и области сегодня."
+                    ),
                     spans: vec![],
                     kind: BlockKind::Text,
                 })
@@ -434,8 +439,13 @@ mod tests {
     fn long_article_goes_through_map_reduce_covering_every_chunk() {
         let a = article(40); // 40 × 11 words + title: far more than 30 per request
         let mut w = FirstWords { seen: vec![] };
-        let r = summarize_with(&a, &mut w, &SummaryOptions::default(), AbstractiveRun::default())
-            .unwrap();
+        let r = summarize_with(
+            &a,
+            &mut w,
+            &SummaryOptions::default(),
+            AbstractiveRun::default(),
+        )
+        .unwrap();
         let s = r.stats.unwrap();
         assert!(s.chunks > 10, "{s:?}");
         assert!(s.passes >= 2, "{s:?}");

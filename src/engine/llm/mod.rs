@@ -220,6 +220,11 @@ impl LlmEngine {
         &self.model
     }
 
+    /// The underlying model, for callers that drive it token by token.
+    pub fn model_mut(&mut self) -> &mut LlmModel {
+        &mut self.model
+    }
+
     /// The tokenizer rebuilt from the GGUF.
     pub fn tokenizer(&self) -> &GgufTokenizer {
         &self.tokenizer
@@ -455,63 +460,6 @@ fn loop_cut(ids: &[u32]) -> Option<usize> {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn prompts_parse_and_render() {
-        let p = Prompts::builtin().unwrap();
-        for task in ["summarize", "reduce", "translate"] {
-            assert!(p.chat.contains_key(task), "{task}");
-            assert!(p.completion.contains_key(task), "{task}");
-        }
-        let env = template_env();
-        let out = env
-            .render_str(
-                &p.chat["summarize"].user,
-                minijinja::context! { article => "TEXT", language => "English", sentences => 3, words => 0, style => "brief" },
-            )
-            .unwrap();
-        assert!(out.contains("in English") && out.contains("3 sentences") && out.ends_with("TEXT"));
-    }
-
-    #[test]
-    fn stop_strings_are_found_after_leading_space() {
-        let stop = vec!["\n".to_string()];
-        assert_eq!(stop_position("\n The end.\nMore", &stop), Some(10));
-        assert_eq!(stop_position("no stop", &stop), None);
-        assert_eq!(safe_prefix_len("abc\n", &stop), 3);
-        let stop = vec!["END".to_string()];
-        assert_eq!(safe_prefix_len("text EN", &stop), 5);
-    }
-
-    #[test]
-    fn loops_are_cut_to_one_copy() {
-        let mut ids: Vec<u32> = vec![1, 2, 3];
-        for _ in 0..3 {
-            ids.extend([7, 8, 9, 10, 11, 12]);
-        }
-        assert_eq!(loop_cut(&ids), Some(3 + 6));
-        assert_eq!(loop_cut(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]), None);
-        // Short stutters ("- - -") are left to the repetition penalty.
-        assert_eq!(loop_cut(&[5, 5, 5]), None);
-    }
-
-    #[test]
-    fn chat_template_renders_with_python_methods() {
-        let env = template_env();
-        let t = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content.strip() }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
-        let out = env
-            .render_str(
-                t,
-                minijinja::context! { messages => vec![minijinja::context!{ role => "user", content => " hi " }], add_generation_prompt => true },
-            )
-            .unwrap();
-        assert_eq!(out, "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
-    }
-}
-
 impl LlmEngine {
     /// Template variables of a request; `text` fills the article slot.
     fn vars(req: &super::WriteRequest, text: &str) -> minijinja::Value {
@@ -586,5 +534,65 @@ impl super::TextWriter for LlmEngine {
             tokens_out: g.new_tokens,
             looped: g.stop == StopReason::Loop,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompts_parse_and_render() {
+        let p = Prompts::builtin().unwrap();
+        for task in ["summarize", "reduce", "translate"] {
+            assert!(p.chat.contains_key(task), "{task}");
+            assert!(p.completion.contains_key(task), "{task}");
+        }
+        let env = template_env();
+        let out = env
+            .render_str(
+                &p.chat["summarize"].user,
+                minijinja::context! { article => "TEXT", language => "English", sentences => 3, words => 0, style => "brief" },
+            )
+            .unwrap();
+        assert!(out.contains("in English") && out.contains("3 sentences") && out.ends_with("TEXT"));
+    }
+
+    #[test]
+    fn stop_strings_are_found_after_leading_space() {
+        let stop = vec!["\n".to_string()];
+        assert_eq!(stop_position("\n The end.\nMore", &stop), Some(10));
+        assert_eq!(stop_position("no stop", &stop), None);
+        assert_eq!(safe_prefix_len("abc\n", &stop), 3);
+        let stop = vec!["END".to_string()];
+        assert_eq!(safe_prefix_len("text EN", &stop), 5);
+    }
+
+    #[test]
+    fn loops_are_cut_to_one_copy() {
+        let mut ids: Vec<u32> = vec![1, 2, 3];
+        for _ in 0..3 {
+            ids.extend([7, 8, 9, 10, 11, 12]);
+        }
+        assert_eq!(loop_cut(&ids), Some(3 + 6));
+        assert_eq!(loop_cut(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]), None);
+        // Short stutters ("- - -") are left to the repetition penalty.
+        assert_eq!(loop_cut(&[5, 5, 5]), None);
+    }
+
+    #[test]
+    fn chat_template_renders_with_python_methods() {
+        let env = template_env();
+        let t = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content.strip() }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+        let out = env
+            .render_str(
+                t,
+                minijinja::context! { messages => vec![minijinja::context!{ role => "user", content => " hi " }], add_generation_prompt => true },
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+        );
     }
 }

@@ -132,7 +132,8 @@ impl LlmConfig {
                 "GGUF model with partial rotary embeddings ({rot} of {head_dim}) or {n_head} heads over {n_kv_head} kv heads is not supported"
             )));
         }
-        let rms_eps = md_f32(meta, &arch, "attention.layer_norm_rms_epsilon").unwrap_or(1e-6) as f64;
+        let rms_eps =
+            md_f32(meta, &arch, "attention.layer_norm_rms_epsilon").unwrap_or(1e-6) as f64;
         let rope_base = md_f32(meta, &arch, "rope.freq_base").unwrap_or(10_000.0);
         let linear_scaling = md(meta, &arch, "rope.scaling.type")
             .and_then(|v| v.to_string().ok())
