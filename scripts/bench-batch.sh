@@ -9,6 +9,17 @@
 #   scripts/bench-batch.sh            # REPS=5 JOBS="1 2" COPIES=1 by default
 #   REPS=3 JOBS="1 2 4" COPIES=5 DATA=/path/to/news-wmt22/ru scripts/bench-batch.sh
 #
+# Translation (TRANSLATE=1): documents per minute of `svodka batch --task translate --to en`
+# on the same articles with a random-weight FULL-SIZE Marian (opus-mt-ru-en's shape, made
+# by scripts/make_marian_fullsize.py into MARIAN unless MARIAN already holds one; needs
+# .venv-marian), sentences batched across BATCH_DOCS documents versus one document at a
+# time (--batch-docs 1), both in this run, with --no-retry: a random model fails nearly
+# every check, and the beam-search retries (per document) would swamp the comparison. TDOCS takes only the first N articles (the
+# full 80 take long on a small CPU); TREPS runs each (default 1).
+#
+#   TRANSLATE=1 scripts/bench-batch.sh
+#   TRANSLATE=1 TDOCS=10 MARIAN=/tmp/marian-full scripts/bench-batch.sh
+#
 # COPIES copies of the folder (copy0/, copy1/, ...) make a run long enough for process
 # start-up and timer noise to fade. Every output and manifest line is fsynced, so wall
 # time on a busy or slow disk is mostly fsync latency: compare CPU times across machines.
@@ -70,3 +81,24 @@ for j in $JOBS; do
     row "$j" fresh "$DOCS" fresh "$j"
     row "$j" resume "$DOCS" resume "$j"
 done
+
+[ "${TRANSLATE:-0}" = 1 ] || exit 0
+MARIAN=${MARIAN:-$WORK/marian-full}
+if [ ! -f "$MARIAN/model.safetensors" ]; then
+    .venv-marian/bin/python scripts/make_marian_fullsize.py "$MARIAN" >/dev/null
+fi
+TDOCS=${TDOCS:-$ONE}
+BATCH_DOCS=${BATCH_DOCS:-8}
+mkdir -p "$WORK/tin"
+find "$DATA" -maxdepth 1 -type f -name '*.txt' | sort | head -n "$TDOCS" | xargs -I{} cp {} "$WORK/tin/"
+TDOCS=$(find "$WORK/tin" -type f -name '*.txt' | wc -l)
+translate() {
+    "$BIN" --offline batch "$WORK/tin" --out "$WORK/tout-$1-$REP" --task translate --to en \
+        --model "$MARIAN" --batch-docs "$1" --no-retry --quiet
+}
+REPS=${TREPS:-1}
+echo
+echo "svodka batch --task translate --to en, full-size random Marian ($MARIAN): $TDOCS documents, $REPS run(s) each"
+printf '%-5s %-8s %6s %10s %10s %12s %12s\n' docs mode docs "wall s" "cpu s" "docs/min" "docs/cpu-min"
+row "$BATCH_DOCS" batched "$TDOCS" translate "$BATCH_DOCS"
+row 1 one-doc "$TDOCS" translate 1

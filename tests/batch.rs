@@ -1,11 +1,14 @@
 //! `svodka batch` end to end: the real binary on a copy of the WMT22 news articles with
 //! bad files planted among them, killed and resumed, sharded and merged.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use candle_core::{Device, Tensor};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -407,7 +410,7 @@ fn three_shards_cover_every_file_once_and_merge() {
 }
 
 #[test]
-fn out_inside_input_and_translation_are_refused_before_any_work() {
+fn out_inside_input_and_translation_without_to_are_refused_before_any_work() {
     news_or_skip!();
     let tmp = TempDir::new().unwrap();
     let input = tmp.path().join("in");
@@ -425,20 +428,271 @@ fn out_inside_input_and_translation_are_refused_before_any_work() {
     assert!(!input.join("out").exists());
     let out = tmp.path().join("out");
     for task in ["translate", "both"] {
-        let o = run(&[
-            "batch",
-            s(&input),
-            "--out",
-            s(&out),
-            "--task",
-            task,
-            "--to",
-            "en",
-        ]);
+        let o = run(&["batch", s(&input), "--out", s(&out), "--task", task]);
         assert_eq!(code(&o), Some(2));
-        assert!(stderr(&o).contains("not built yet"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("needs --to"), "{}", stderr(&o));
         assert!(!out.exists());
     }
+}
+
+/// Deterministic pseudo-random values in (-0.5, 0.5).
+fn noise(rows: usize, cols: usize, salt: f32) -> Tensor {
+    let data: Vec<f32> = (0..rows * cols)
+        .map(|i| (((i as f32 + salt) * 12.9898).sin() * 43758.547).fract() * 0.5)
+        .collect();
+    Tensor::from_vec(data, (rows, cols), &Device::Cpu).unwrap()
+}
+
+/// A tiny random Marian model (as in tests/translate.rs): the base fixture's layers with
+/// embeddings as wide as the SentencePiece fixture's vocabulary, and its tokenizer.
+fn marian_dir() -> TempDir {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let dir = TempDir::new().unwrap();
+    let spm = fixture.join("spm/marian");
+    for f in ["source.spm", "target.spm", "vocab.json"] {
+        std::fs::copy(spm.join(f), dir.path().join(f)).unwrap();
+    }
+    let vocab: HashMap<String, u32> =
+        serde_json::from_str(&std::fs::read_to_string(spm.join("vocab.json")).unwrap()).unwrap();
+    let v = vocab.len();
+    let src = fixture.join("marian/base");
+    let mut cfg: Value =
+        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
+    let d = cfg["d_model"].as_u64().unwrap() as usize;
+    cfg["vocab_size"] = v.into();
+    cfg["decoder_vocab_size"] = v.into();
+    cfg["pad_token_id"] = vocab["<pad>"].into();
+    cfg["decoder_start_token_id"] = vocab["<pad>"].into();
+    cfg["eos_token_id"] = vocab["</s>"].into();
+    cfg["max_position_embeddings"] = 128.into();
+    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
+    let mut weights =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    for (i, name) in [
+        "model.shared.weight",
+        "model.encoder.embed_tokens.weight",
+        "model.decoder.embed_tokens.weight",
+        "lm_head.weight",
+    ]
+    .iter()
+    .enumerate()
+    {
+        if weights.contains_key(*name) {
+            weights.insert(name.to_string(), noise(v, d, i as f32 * 1e4));
+        }
+    }
+    // Make the end of a sentence somewhat likely, so that outputs end on their own.
+    let mut bias = vec![0f32; v];
+    bias[vocab["</s>"] as usize] = 1.0;
+    weights.insert(
+        "final_logits_bias".into(),
+        Tensor::from_vec(bias, (1, v), &Device::Cpu).unwrap(),
+    );
+    candle_core::safetensors::save(&weights, dir.path().join("model.safetensors")).unwrap();
+    dir
+}
+
+/// `count` articles of each language of the news folder under `dest/{ru,en}`.
+fn copy_some_news(news: &Path, dest: &Path, count: usize) -> usize {
+    let mut n = 0;
+    for lang in ["ru", "en"] {
+        std::fs::create_dir_all(dest.join(lang)).unwrap();
+        let mut files: Vec<PathBuf> = std::fs::read_dir(news.join(lang))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
+        files.sort();
+        for p in files.into_iter().take(count) {
+            std::fs::copy(&p, dest.join(lang).join(p.file_name().unwrap())).unwrap();
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn translation_batches_pass_through_skip_and_resume() {
+    let news = news_or_skip!();
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in");
+    let docs = copy_some_news(&news, &input, 10);
+    let model = marian_dir();
+    let home = tmp.path().join("hf");
+    let translate = |out: &Path| {
+        let mut cmd = svodka();
+        cmd.env("HF_HOME", &home)
+            .env_remove("SVODKA_REGISTRY")
+            .args([
+                "--offline",
+                "--format",
+                "json",
+                "batch",
+                s(&input),
+                "--out",
+                s(out),
+                "--task",
+                "translate",
+                "--to",
+                "ru",
+                "--model",
+                s(model.path()),
+                "-j",
+                "2",
+                "--batch-docs",
+                "4",
+            ]);
+        cmd
+    };
+    let out = tmp.path().join("out");
+    let start = Instant::now();
+    let first = translate(&out).output().unwrap();
+    let span = start.elapsed().as_millis().max(50) as u64;
+    assert_eq!(code(&first), Some(0), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains(&format!("{docs} done, 0 skipped, 0 failed")),
+        "{}",
+        stderr(&first)
+    );
+    let written: Vec<String> = files_under(&out)
+        .into_iter()
+        .filter(|f| f.ends_with(".translation.json"))
+        .collect();
+    assert_eq!(written.len(), docs, "{written:?}");
+    for f in &written {
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join(f)).unwrap()).unwrap();
+        let paragraphs = v["paragraphs"].as_array().unwrap();
+        let kept = paragraphs
+            .iter()
+            .filter(|p| p["passthrough"] == true)
+            .count();
+        if f.starts_with("ru/") {
+            // Already in the target language: written unchanged, with a note.
+            assert_eq!(kept, paragraphs.len(), "{f}");
+            assert!(
+                v["notes"].to_string().contains("nothing to translate"),
+                "{f}"
+            );
+            let source = v["paragraphs"][0]["source"]["text"].clone();
+            assert_eq!(v["paragraphs"][0]["translated"]["text"], source, "{f}");
+        } else {
+            assert!(kept < paragraphs.len(), "{f}: nothing translated");
+            assert_eq!(v["languages"]["from"], serde_json::json!(["en"]), "{f}");
+            assert!(!v["segments"].as_array().unwrap().is_empty(), "{f}");
+        }
+    }
+    let lines = manifest_lines(&out);
+    assert!(lines.iter().all(|l| l["task"] == "translate"
+        && l["engine"] == "marian"
+        && l["model"] == s(model.path())));
+
+    let second = translate(&out).output().unwrap();
+    assert_eq!(code(&second), Some(0), "{}", stderr(&second));
+    assert!(
+        stderr(&second).contains(&format!("0 done, {docs} skipped, 0 failed")),
+        "{}",
+        stderr(&second)
+    );
+
+    // Killed (SIGKILL) three times within one run's length, then resumed.
+    let resumed = tmp.path().join("resumed");
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+        | 1;
+    let mut mid_run = 0;
+    for _ in 0..3 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let mut child = translate(&resumed).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(seed % (span / 3).max(1)));
+        if child.try_wait().unwrap().is_none() {
+            mid_run += 1;
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert!(mid_run > 0, "no kill landed while svodka was running");
+    let last = translate(&resumed).output().unwrap();
+    assert_eq!(code(&last), Some(0), "{}", stderr(&last));
+    let files = files_under(&resumed);
+    assert!(
+        files.iter().all(|f| !f.contains(".svodka-tmp-")),
+        "{files:?}"
+    );
+    let again: Vec<&String> = files
+        .iter()
+        .filter(|f| f.ends_with(".translation.json"))
+        .collect();
+    assert_eq!(again.len(), docs, "{again:?}");
+    for f in again {
+        let text = std::fs::read_to_string(resumed.join(f)).unwrap();
+        assert!(serde_json::from_str::<Value>(&text).is_ok(), "{f} is torn");
+    }
+    let latest = latest_status(&manifest_lines(&resumed));
+    assert_eq!(latest.len(), docs);
+    assert!(
+        latest.values().all(|s| s == "done" || s == "skipped"),
+        "{latest:?}"
+    );
+}
+
+#[test]
+fn a_neural_summarizer_is_loaded_once_and_reruns_skip() {
+    let Some(gguf) = common::gemma_gguf() else {
+        return;
+    };
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("a.txt"),
+        "Council approves budget\n\nThe city council approved the new budget on Monday. \
+         It adds money for schools and roads. The mayor said the plan was fair.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("b.txt"),
+        "Storm hits coast\n\nA strong storm hit the coast on Sunday. Thousands lost power. \
+         Repairs will take a week.\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "--offline",
+        "batch",
+        s(&input),
+        "--out",
+        s(&out),
+        "--engine",
+        "llm",
+        "--summary-model",
+        s(&gguf),
+        "-n",
+        "1",
+        "-j",
+        "2",
+    ];
+    let first = run(&args);
+    assert_eq!(code(&first), Some(0), "{}", stderr(&first));
+    assert!(stderr(&first).contains("2 done, 0 skipped, 0 failed"));
+    for f in ["a.summary.txt", "b.summary.txt"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(!text.trim().is_empty(), "{f} is empty");
+    }
+    let lines = manifest_lines(&out);
+    assert!(lines
+        .iter()
+        .all(|l| l["engine"] == "llm" && l["model"] == s(&gguf)));
+    let again = run(&args);
+    assert!(
+        stderr(&again).contains("0 done, 2 skipped, 0 failed"),
+        "{}",
+        stderr(&again)
+    );
 }
 
 #[test]

@@ -27,7 +27,10 @@ use std::time::Duration;
 pub use discover::{DiscoverOptions, Shard};
 pub use runner::run;
 pub use source::LoadOptions;
-pub use task::{SummarizeSpec, SummarizeTask, Task, TaskInfo, TaskOutput};
+pub use task::{
+    SummarizeSpec, SummarizeTask, SummaryEngines, Task, TaskInfo, TaskOutput, TranslateSpec,
+    TranslateTask,
+};
 
 use crate::{Error, Result};
 use files::Durability;

@@ -3,14 +3,19 @@
 //! manifest). Tasks that gain from batching across documents (translation batches
 //! sentences) ask for several documents at once through [`Task::batch_docs`].
 
+use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
 use super::source::{human_size, Document};
-use crate::engine::{Summarizer, SummaryOptions};
+use crate::article::Lang;
+use crate::decode::DecodeOptions;
+use crate::engine::{Summarizer, SummaryOptions, TextWriter, Translation, Translator};
 use crate::output::{self, Format};
 use crate::pipeline;
+use crate::pipeline::summarize::AbstractiveRun;
+use crate::pipeline::translate::{Plan, TranslateOptions, TranslationReport};
 use crate::{Error, Result};
 
 /// Who made an output and with what settings: what the manifest records and resuming
@@ -151,19 +156,35 @@ impl<T> Drop for Lent<'_, T> {
     }
 }
 
-/// Summaries with any [`Summarizer`], rendered by [`output::summary`].
+/// The engines a summarize task runs.
+pub enum SummaryEngines {
+    /// Summarizers that rank the article's sentences; how many there are is how many
+    /// documents run at once.
+    Rankers(Vec<Box<dyn Summarizer + Send>>),
+    /// A neural writer (LLM, T5), loaded once: documents take it in turn.
+    Writer(Box<dyn TextWriter + Send>),
+}
+
+/// [`SummaryEngines`] lent out to the workers.
+enum EnginePool {
+    Rankers(Pool<Box<dyn Summarizer + Send>>),
+    Writer(Pool<Box<dyn TextWriter + Send>>),
+}
+
+/// Summaries with any [`Summarizer`] or neural [`TextWriter`], rendered by
+/// [`output::summary`].
 pub struct SummarizeTask {
     info: TaskInfo,
     opts: SummaryOptions,
     format: Format,
     max_text: Option<usize>,
-    engines: Pool<Box<dyn Summarizer + Send>>,
+    engines: EnginePool,
 }
 
 /// How a [`SummarizeTask`] is set up.
 pub struct SummarizeSpec {
-    /// Engine instances; how many there are is how many documents run at once.
-    pub engines: Vec<Box<dyn Summarizer + Send>>,
+    /// Engine instances.
+    pub engines: SummaryEngines,
     /// Model id, for engines that load one.
     pub model: Option<String>,
     /// Model revision (svodka's version for built-in engines).
@@ -181,11 +202,13 @@ pub struct SummarizeSpec {
 impl SummarizeTask {
     /// A summarize task; fails when `spec.engines` is empty.
     pub fn new(spec: SummarizeSpec) -> Result<SummarizeTask> {
-        let engine = spec
-            .engines
-            .first()
-            .map(|e| e.name().to_string())
-            .ok_or_else(|| Error::Model("no summarizer instance given".into()))?;
+        let engine = match &spec.engines {
+            SummaryEngines::Rankers(all) => all
+                .first()
+                .map(|e| e.name().to_string())
+                .ok_or_else(|| Error::Model("no summarizer instance given".into()))?,
+            SummaryEngines::Writer(w) => w.engine_name().to_string(),
+        };
         let fp = fingerprint(&[
             ("task", "summarize".into()),
             ("engine", engine.clone()),
@@ -207,7 +230,10 @@ impl SummarizeTask {
             opts: spec.opts,
             format: spec.format,
             max_text: spec.max_text,
-            engines: Pool::new(spec.engines),
+            engines: match spec.engines {
+                SummaryEngines::Rankers(all) => EnginePool::Rankers(Pool::new(all)),
+                SummaryEngines::Writer(w) => EnginePool::Writer(Pool::new(vec![w])),
+            },
         })
     }
 }
@@ -236,9 +262,20 @@ impl Task for SummarizeTask {
                 )));
             }
         }
-        let report = {
-            let mut engine = self.engines.take();
-            pipeline::summarize::summarize(&doc.article, engine.as_mut(), &self.opts)?
+        let report = match &self.engines {
+            EnginePool::Rankers(pool) => {
+                let mut engine = pool.take();
+                pipeline::summarize::summarize(&doc.article, engine.as_mut(), &self.opts)?
+            }
+            EnginePool::Writer(pool) => {
+                let mut writer = pool.take();
+                let run = AbstractiveRun {
+                    model: self.info.model.clone(),
+                    revision: self.info.revision.clone(),
+                    ..AbstractiveRun::default()
+                };
+                pipeline::summarize::summarize_with(&doc.article, writer.as_mut(), &self.opts, run)?
+            }
         };
         let summary = report.summary.text();
         Ok(TaskOutput {
@@ -247,6 +284,267 @@ impl Task for SummarizeTask {
             date: report.metadata.date_iso.clone(),
             summary: Some(summary),
         })
+    }
+}
+
+/// Translations with one translator shared by all workers, several documents at a
+/// time: the sentences of a group of documents go through the model together, in
+/// batches as full as the token budget allows.
+pub struct TranslateTask {
+    info: TaskInfo,
+    opts: TranslateOptions,
+    format: Format,
+    batch_docs: usize,
+    engines: Pool<Box<dyn Translator + Send>>,
+}
+
+/// How a [`TranslateTask`] is set up.
+pub struct TranslateSpec {
+    /// The model, loaded once; every worker borrows it in turn.
+    pub translator: Box<dyn Translator + Send>,
+    /// Model id as given (`--model`, or the default for the direction).
+    pub model: Option<String>,
+    /// Model revision, when known.
+    pub revision: Option<String>,
+    /// Target language, decoding and batch sizes.
+    pub opts: TranslateOptions,
+    /// Output format.
+    pub format: Format,
+    /// Documents whose sentences are batched together (1: one document at a time).
+    pub batch_docs: usize,
+}
+
+impl TranslateTask {
+    /// A translate task around one loaded translator.
+    pub fn new(spec: TranslateSpec) -> TranslateTask {
+        let engine = spec.translator.engine_name().to_string();
+        let fp = fingerprint(&[
+            ("task", "translate".into()),
+            ("engine", engine.clone()),
+            ("model", spec.model.clone().unwrap_or_default()),
+            ("revision", spec.revision.clone().unwrap_or_default()),
+            // Every field, so that options added later change the fingerprint too.
+            ("options", format!("{:?}", spec.opts)),
+            ("format", extension(spec.format).into()),
+        ]);
+        TranslateTask {
+            info: TaskInfo {
+                name: "translate".into(),
+                engine,
+                model: spec.model,
+                revision: spec.revision,
+                fingerprint: fp,
+                output_suffix: format!("translation.{}", extension(spec.format)),
+            },
+            opts: spec.opts,
+            format: spec.format,
+            batch_docs: spec.batch_docs.max(1),
+            engines: Pool::new(vec![spec.translator]),
+        }
+    }
+
+    fn render(&self, doc: &Document, report: TranslationReport) -> TaskOutput {
+        TaskOutput {
+            rendered: output::translation(&report, &doc.name, self.format, false),
+            title: report.title.clone(),
+            date: report.metadata.date_iso.clone(),
+            summary: None,
+        }
+    }
+
+    /// Translates every source segment the `plans` send on their first attempt, in
+    /// batches of one language, longest first, as many rows as `batch_tokens` allows.
+    /// A failed batch is left out: its documents then ask the model themselves, so the
+    /// error lands on the right document.
+    fn translate_all(
+        &self,
+        translator: &mut dyn Translator,
+        plans: &[&Plan<'_>],
+    ) -> HashMap<(Lang, String), Translation> {
+        let mut wanted = Vec::new();
+        for plan in plans {
+            let mut recorder = Relay {
+                inner: &mut *translator,
+                first: &self.opts.decode,
+                mode: Mode::Record(&mut wanted),
+            };
+            // Errors come back in the second pass, where they belong to one document.
+            let _ = (*plan).clone().run(Some(&mut recorder));
+        }
+        let mut sized: Vec<(Lang, String, usize)> = Vec::with_capacity(wanted.len());
+        let mut seen = std::collections::HashSet::new();
+        for (from, text) in wanted {
+            if seen.insert((from, text.clone())) {
+                if let Ok(tokens) = translator.count_tokens(&text) {
+                    sized.push((from, text, tokens));
+                }
+            }
+        }
+        sized.sort_by(|a, b| a.0.code().cmp(b.0.code()).then(b.2.cmp(&a.2)));
+        let mut done = HashMap::with_capacity(sized.len());
+        let mut start = 0;
+        while start < sized.len() {
+            let (from, width) = (sized[start].0, sized[start].2.max(1));
+            let rows = (self.opts.batch_tokens / width).clamp(1, self.opts.max_batch.max(1));
+            let batch: Vec<&(Lang, String, usize)> = sized[start..]
+                .iter()
+                .take(rows)
+                .take_while(|s| s.0 == from)
+                .collect();
+            let texts: Vec<&str> = batch.iter().map(|s| s.1.as_str()).collect();
+            match translator.translate_batch(&texts, from, self.opts.to, &self.opts.decode) {
+                Ok(results) if results.len() == batch.len() => {
+                    done.extend(batch.iter().map(|s| (s.0, s.1.clone())).zip(results));
+                }
+                // Its documents ask again in the replay pass and fail there, one by one.
+                _ => {}
+            }
+            start += batch.len();
+        }
+        done
+    }
+}
+
+impl Task for TranslateTask {
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn run(&self, doc: &Document) -> Result<TaskOutput> {
+        let plan = Plan::new(&doc.article, &self.opts)?;
+        let report = if plan.sources().is_empty() {
+            plan.run(None)?
+        } else {
+            let mut engine = self.engines.take();
+            plan.run(Some(engine.as_mut()))?
+        };
+        Ok(self.render(doc, report))
+    }
+
+    fn batch_docs(&self) -> usize {
+        self.batch_docs
+    }
+
+    fn run_batch(&self, docs: &[&Document]) -> Vec<Result<TaskOutput>> {
+        if docs.len() <= 1 {
+            return docs.iter().map(|d| self.run(d)).collect();
+        }
+        let plans: Vec<Result<Plan<'_>>> = docs
+            .iter()
+            .map(|d| Plan::new(&d.article, &self.opts))
+            .collect();
+        let to_translate: Vec<&Plan<'_>> = plans
+            .iter()
+            .filter_map(|p| p.as_ref().ok())
+            .filter(|p| !p.sources().is_empty())
+            .collect();
+        if to_translate.is_empty() {
+            return docs.iter().map(|d| self.run(d)).collect();
+        }
+        let mut engine = self.engines.take();
+        let translator: &mut dyn Translator = engine.as_mut();
+        let done = self.translate_all(translator, &to_translate);
+        docs.iter()
+            .zip(plans)
+            .map(|(doc, plan)| {
+                let plan = plan?;
+                let report = if plan.sources().is_empty() {
+                    plan.run(None)?
+                } else {
+                    let mut replay = Relay {
+                        inner: &mut *translator,
+                        first: &self.opts.decode,
+                        mode: Mode::Replay(&done),
+                    };
+                    plan.run(Some(&mut replay))?
+                };
+                Ok(self.render(doc, report))
+            })
+            .collect()
+    }
+}
+
+/// What a [`Relay`] does with first-attempt segments.
+enum Mode<'a> {
+    /// Notes them and answers with the sources themselves (the answers are dropped).
+    Record(&'a mut Vec<(Lang, String)>),
+    /// Answers from these results, asking the model only for what is missing.
+    Replay(&'a HashMap<(Lang, String), Translation>),
+}
+
+/// Stands in for the model while a plan runs, so that [`Plan::run`] (which translates
+/// one article) can take part in a batch across documents: a recording pass gathers
+/// every document's segments, the batch translates them, and a replay pass hands each
+/// plan its results. Retries (other decode options) always go to the model.
+struct Relay<'a, 'm> {
+    inner: &'m mut dyn Translator,
+    first: &'a DecodeOptions,
+    mode: Mode<'a>,
+}
+
+impl Translator for Relay<'_, '_> {
+    fn engine_name(&self) -> &'static str {
+        self.inner.engine_name()
+    }
+
+    fn count_tokens(&self, text: &str) -> Result<usize> {
+        self.inner.count_tokens(text)
+    }
+
+    fn max_source_tokens(&self) -> usize {
+        self.inner.max_source_tokens()
+    }
+
+    fn translate_batch(
+        &mut self,
+        segments: &[&str],
+        from: Lang,
+        to: Lang,
+        opts: &DecodeOptions,
+    ) -> Result<Vec<Translation>> {
+        let first = opts == self.first;
+        match &mut self.mode {
+            Mode::Record(wanted) => {
+                if first {
+                    wanted.extend(segments.iter().map(|s| (from, s.to_string())));
+                }
+                Ok(segments
+                    .iter()
+                    .map(|s| Translation {
+                        text: s.to_string(),
+                        score: 0.0,
+                        tokens: 1,
+                        cut: false,
+                    })
+                    .collect())
+            }
+            Mode::Replay(done) => {
+                if !first {
+                    return self.inner.translate_batch(segments, from, to, opts);
+                }
+                let key = |s: &str| (from, s.to_string());
+                let missing: Vec<&str> = segments
+                    .iter()
+                    .copied()
+                    .filter(|s| !done.contains_key(&key(s)))
+                    .collect();
+                let mut fresh = if missing.is_empty() {
+                    Vec::new()
+                } else {
+                    self.inner.translate_batch(&missing, from, to, opts)?
+                }
+                .into_iter();
+                segments
+                    .iter()
+                    .map(|s| match done.get(&key(s)) {
+                        Some(t) => Ok(t.clone()),
+                        None => fresh.next().ok_or_else(|| {
+                            Error::Model("the translator returned too few results".into())
+                        }),
+                    })
+                    .collect()
+            }
+        }
     }
 }
 
@@ -275,6 +573,124 @@ mod tests {
         });
         assert_eq!(peak.load(Ordering::SeqCst), 2);
         assert_eq!(pool.lock().len(), 2);
+    }
+
+    /// Upper-cases; drops digits when greedy (so those sentences are retried with
+    /// beams); records the size and beam count of every batch.
+    struct Upper(Calls);
+
+    /// Size and beam count of each batch the translator was given.
+    type Calls = std::sync::Arc<Mutex<Vec<(usize, usize)>>>;
+
+    impl Translator for Upper {
+        fn engine_name(&self) -> &'static str {
+            "upper"
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize> {
+            Ok(text.split_whitespace().count() + 1)
+        }
+        fn max_source_tokens(&self) -> usize {
+            512
+        }
+        fn translate_batch(
+            &mut self,
+            segments: &[&str],
+            _from: Lang,
+            _to: Lang,
+            opts: &DecodeOptions,
+        ) -> Result<Vec<Translation>> {
+            let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            calls.push((segments.len(), opts.beam_size));
+            Ok(segments
+                .iter()
+                .map(|s| {
+                    let mut text = s.to_uppercase();
+                    if opts.beam_size == 1 {
+                        text.retain(|c| !c.is_ascii_digit());
+                    }
+                    Translation {
+                        text,
+                        score: -0.5,
+                        tokens: 3,
+                        cut: false,
+                    }
+                })
+                .collect())
+        }
+    }
+
+    fn doc(name: &str, text: &str) -> Document {
+        Document {
+            name: name.into(),
+            out_base: name.into(),
+            sha256: String::new(),
+            article: crate::article::read::parse(text, crate::article::read::Format::Text),
+            read_ms: 0,
+        }
+    }
+
+    fn translate_task(batch_docs: usize) -> (TranslateTask, Calls) {
+        let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let task = TranslateTask::new(TranslateSpec {
+            translator: Box::new(Upper(calls.clone())),
+            model: Some("upper".into()),
+            revision: None,
+            opts: TranslateOptions {
+                to: Lang::Ru,
+                ..TranslateOptions::default()
+            },
+            format: Format::Text,
+            batch_docs,
+        });
+        (task, calls)
+    }
+
+    #[test]
+    fn documents_batched_together_come_out_as_one_by_one() {
+        let docs = [
+            doc(
+                "a",
+                "The first headline\n\nThe weather was fine today. People went out.\n",
+            ),
+            doc(
+                "b",
+                "Уже по-русски\n\nЭтот текст написан по-русски и не переводится.\n",
+            ),
+            doc(
+                "c",
+                "Numbers matter\n\nThe council met 3 times in 2024. It agreed.\n",
+            ),
+            doc(
+                "d",
+                "A last one\n\nShort text here. And another sentence follows.\n",
+            ),
+        ];
+        let refs: Vec<&Document> = docs.iter().collect();
+        let (together, calls) = translate_task(4);
+        let batched = together.run_batch(&refs);
+        let (alone, alone_calls) = translate_task(1);
+        let single: Vec<Result<TaskOutput>> = refs.iter().map(|d| alone.run(d)).collect();
+        for (b, s) in batched.iter().zip(&single) {
+            let (b, s) = (b.as_ref().unwrap(), s.as_ref().unwrap());
+            assert_eq!(b.rendered, s.rendered);
+        }
+        let b = batched[1].as_ref().unwrap();
+        assert!(
+            b.rendered.contains("Этот текст написан по-русски"),
+            "{}",
+            b.rendered
+        );
+        assert!(batched[0]
+            .as_ref()
+            .unwrap()
+            .rendered
+            .contains("THE WEATHER WAS FINE"));
+        let calls = calls.lock().unwrap().clone();
+        // Every first attempt of the three English documents in one batch, then the
+        // sentence that lost its numbers once more with beams.
+        assert_eq!(calls, [(9, 1), (1, 4)]);
+        let alone_calls = alone_calls.lock().unwrap().clone();
+        assert_eq!(alone_calls.iter().filter(|c| c.1 == 1).count(), 3);
     }
 
     #[test]

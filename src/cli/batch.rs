@@ -1,15 +1,23 @@
-//! `svodka batch`: summarize a folder of articles into a mirrored folder, resumably,
-//! optionally as one shard of many; `--merge-manifests` combines the shards' records.
+//! `svodka batch`: summarize and/or translate a folder of articles into a mirrored
+//! folder, resumably, optionally as one shard of many; `--merge-manifests` combines the
+//! shards' records.
 
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::summarize::SummaryEngine;
+use super::summarize::{SummaryEngine, DEFAULT_LLM, DEFAULT_T5};
+use super::translate::{default_marian, load_marian};
 use super::{GlobalArgs, LangArg, Outcome};
-use crate::batch::{self, Config, DiscoverOptions, LoadOptions, Shard, SummarizeSpec};
+use crate::article::Lang;
+use crate::batch::{
+    self, Config, DiscoverOptions, LoadOptions, Shard, SummarizeSpec, SummarizeTask,
+    SummaryEngines, Task, TranslateSpec, TranslateTask,
+};
 use crate::engine::extractive::Extractive;
 use crate::engine::{Summarizer, SummaryOptions};
+use crate::hub::download;
+use crate::pipeline::translate::{default_decode, TranslateOptions};
 use crate::{Error, Result};
 
 /// What to do to every document.
@@ -28,14 +36,21 @@ pub enum BatchTask {
 #[command(after_help = "Examples:
   svodka batch news/ --out briefs/ --digest
   svodka batch news/ --out briefs/ --include '*.html' --exclude 'drafts' -n 5 --format markdown
+  svodka batch news/ --out ru/ --task translate --to ru  (Marian model loaded once)
+  svodka batch news/ --out both/ --task both --to en --batch-docs 16
+  svodka batch news/ --out briefs/ --engine llm --summary-model qwen2.5-1.5b-instruct
   svodka batch dump/ --out briefs/ --field body          (JSON/JSONL records, text in \"body\")
   svodka batch news/ --out /shared/briefs --shard 2/8    (one of 8 processes)
   svodka batch --merge-manifests /shared/briefs --digest
 
-Outputs mirror the input tree: news/sub/a.txt gives briefs/sub/a.summary.txt (.md, .json
-with --format). briefs/manifest.jsonl gets one line per document: input, content sha256,
-task, engine, model, revision, options fingerprint, output, status (done, skipped,
-failed), error and timings. A run that is stopped or killed keeps what it finished; the
+Outputs mirror the input tree: news/sub/a.txt gives briefs/sub/a.summary.txt and, when
+translating, briefs/sub/a.translation.txt (.md, .json with --format). Translation runs one
+model for the whole process; the sentences of --batch-docs documents are translated
+together, while reading and writing go on in --jobs threads. Documents already in the
+target language are written unchanged, with a note in the JSON output.
+briefs/manifest.jsonl gets one line per document and task: input, content sha256, task,
+engine, model, revision, options fingerprint, output, status (done, skipped, failed),
+error and timings. A run that is stopped or killed keeps what it finished; the
 same command again skips every document whose content and options are unchanged and whose
 output is intact (--force redoes them). Documents that failed are tried again.
 
@@ -63,9 +78,31 @@ pub struct BatchArgs {
     /// Target language of translations.
     #[arg(long, value_enum)]
     pub to: Option<LangArg>,
+    /// Translation model: registry name, Hub id (owner/name[@revision]) or a local
+    /// Marian folder (default: opus-mt-en-ru or opus-mt-ru-en by --to). Loaded once.
+    #[arg(short, long, value_name = "MODEL")]
+    pub model: Option<String>,
+    /// Beams for Marian decoding; 1 (greedy) is the fastest.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub beam: u32,
+    /// Do not decode failing sentences a second time with beams (they are still
+    /// reported in the JSON output).
+    #[arg(long)]
+    pub no_retry: bool,
+    /// Documents whose sentences are translated together in full batches; 1 translates
+    /// one document at a time.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub batch_docs: u32,
     /// Which engine writes the summaries.
     #[arg(long, value_enum, default_value_t = SummaryEngine::Extractive)]
     pub engine: SummaryEngine,
+    /// Summarizer model for --engine llm or t5: registry name, Hub id or local path
+    /// (default: qwen2.5-1.5b-instruct, mt5-xlsum). Loaded once.
+    #[arg(long, value_name = "MODEL")]
+    pub summary_model: Option<String>,
+    /// Context length in tokens for --engine llm (long articles are map-reduced to fit).
+    #[arg(long, default_value_t = 4096, value_parser = clap::value_parser!(u32).range(256..=131072))]
+    pub context: u32,
     /// Number of sentences in each summary.
     #[arg(short = 'n', long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub sentences: u32,
@@ -89,7 +126,8 @@ pub struct BatchArgs {
     /// summarizer also refuses articles of more than 256 KiB of text.
     #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = parse_size)]
     pub max_size: u64,
-    /// Documents read, summarized and written at once (default: the number of CPUs).
+    /// Documents read, summarized and written at once (default: the number of CPUs);
+    /// translation uses one model, which takes its documents in turn.
     #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
     /// Process only shard I of N (0-based), chosen by a hash of each file's path.
@@ -133,15 +171,6 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 /// Runs `svodka batch`.
 pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
-    // Refused before anything is read or created.
-    if args.task != BatchTask::Summarize {
-        return Err(Error::Unsupported(
-            "batch translation (--task translate or both) is not built yet: no translation \
-             engine exists; nothing was processed. Use --task summarize"
-                .into(),
-        )
-        .into());
-    }
     if !args.merge_manifests.is_empty() {
         return merge(global, &args);
     }
@@ -152,20 +181,39 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         Some(j) => j as usize,
         None => std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
-    let engines = summarizers(args.engine, jobs)?;
-    let task = batch::SummarizeTask::new(SummarizeSpec {
-        engines,
-        model: None,
-        revision: Some(env!("CARGO_PKG_VERSION").to_string()),
-        opts: SummaryOptions {
-            sentences: args.sentences as usize,
-            words: args.words.map(|w| w as usize),
-            lang: args.lang.map(Into::into),
-            ..SummaryOptions::default()
-        },
-        format: global.format.into(),
-        max_text: Some(batch::EXTRACTIVE_MAX_TEXT),
-    })?;
+    // Checked before a model is loaded or anything is read.
+    if args.task == BatchTask::Summarize && args.model.is_some() {
+        return Err(Error::Unsupported(
+            "--model names the translation model: add --task translate or both".into(),
+        )
+        .into());
+    }
+    let to = match (args.task, args.to) {
+        (BatchTask::Summarize, _) => None,
+        (_, Some(to)) => Some(Lang::from(to)),
+        (_, None) => {
+            return Err(Error::Unsupported(format!(
+                "--task {} needs --to ru or --to en",
+                format!("{:?}", args.task).to_lowercase()
+            ))
+            .into())
+        }
+    };
+    let summarize = match args.task {
+        BatchTask::Translate => None,
+        _ => Some(summarize_task(global, &args, jobs)?),
+    };
+    let translate = match to {
+        Some(to) => Some(translate_task(global, &args, to)?),
+        None => None,
+    };
+    let mut tasks: Vec<&dyn Task> = Vec::new();
+    if let Some(t) = &summarize {
+        tasks.push(t);
+    }
+    if let Some(t) = &translate {
+        tasks.push(t);
+    }
     let config = Config {
         input,
         out,
@@ -184,7 +232,7 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         progress: !global.quiet,
         summary_line: !global.quiet,
     };
-    let summary = batch::run(&config, &[&task])?;
+    let summary = batch::run(&config, &tasks)?;
     Ok(if summary.is_partial() {
         Outcome::Partial
     } else {
@@ -192,18 +240,99 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
     })
 }
 
-/// One summarizer per worker for engines without a model (they are cheap and share
-/// nothing); model engines will load one instance that uses every core.
-fn summarizers(engine: SummaryEngine, jobs: usize) -> Result<Vec<Box<dyn Summarizer + Send>>> {
-    match engine {
-        SummaryEngine::Extractive => Ok((0..jobs)
-            .map(|_| Box::new(Extractive) as Box<dyn Summarizer + Send>)
-            .collect()),
-        other => Err(Error::Unsupported(format!(
-            "svodka batch runs only the extractive summarizer so far (the {} engine is not \
-             wired into batch yet; `svodka summarize --engine {0}` runs it on one article)",
-            format!("{other:?}").to_lowercase()
-        ))),
+/// The summaries: extractive with one engine per worker, or one neural model loaded once.
+fn summarize_task(global: &GlobalArgs, args: &BatchArgs, jobs: usize) -> Result<SummarizeTask> {
+    let (engines, model, revision) = summarizers(global, args, jobs)?;
+    SummarizeTask::new(SummarizeSpec {
+        engines,
+        model,
+        revision,
+        opts: SummaryOptions {
+            sentences: args.sentences as usize,
+            words: args.words.map(|w| w as usize),
+            lang: args.lang.map(Into::into),
+            ..SummaryOptions::default()
+        },
+        format: global.format.into(),
+        // Neural engines map-reduce long articles; ranking is quadratic in sentences.
+        max_text: (args.engine == SummaryEngine::Extractive).then_some(batch::EXTRACTIVE_MAX_TEXT),
+    })
+}
+
+/// Loads the Marian model once, for the direction into `to`.
+fn translate_task(global: &GlobalArgs, args: &BatchArgs, to: Lang) -> Result<TranslateTask> {
+    let from = match to {
+        Lang::Ru => Lang::En,
+        Lang::En => Lang::Ru,
+    };
+    let spec = args
+        .model
+        .clone()
+        .unwrap_or_else(|| default_marian(from, to).to_string());
+    let translator = load_marian(global, &spec, from, to)?;
+    // Resolved again (from the cache, no download) for the revision the manifest keeps.
+    let reg = super::models::registry(global)?;
+    let revision = download::resolve(&spec, &reg, &super::models::fetch_options(global))
+        .ok()
+        .and_then(|f| f.revision);
+    Ok(TranslateTask::new(TranslateSpec {
+        translator: Box::new(translator),
+        model: Some(spec),
+        revision,
+        opts: TranslateOptions {
+            to,
+            decode: default_decode(args.beam as usize),
+            retry: !args.no_retry,
+            ..TranslateOptions::default()
+        },
+        format: global.format.into(),
+        batch_docs: args.batch_docs as usize,
+    }))
+}
+
+/// The summarizer engines with the model id and revision the manifest keeps: one
+/// extractive ranker per worker (cheap, sharing nothing), or one neural model that uses
+/// every core by itself.
+fn summarizers(
+    global: &GlobalArgs,
+    args: &BatchArgs,
+    jobs: usize,
+) -> Result<(SummaryEngines, Option<String>, Option<String>)> {
+    match args.engine {
+        SummaryEngine::Extractive => {
+            if args.summary_model.is_some() {
+                return Err(Error::Unsupported(
+                    "--summary-model has no meaning for --engine extractive, which needs no model"
+                        .into(),
+                ));
+            }
+            let all = (0..jobs)
+                .map(|_| Box::new(Extractive) as Box<dyn Summarizer + Send>)
+                .collect();
+            Ok((
+                SummaryEngines::Rankers(all),
+                None,
+                Some(env!("CARGO_PKG_VERSION").to_string()),
+            ))
+        }
+        SummaryEngine::Llm => {
+            let spec = args.summary_model.as_deref().unwrap_or(DEFAULT_LLM);
+            let l = super::models::load_llm(global, spec, args.context as usize)?;
+            Ok((
+                SummaryEngines::Writer(Box::new(l.engine)),
+                Some(l.name),
+                l.revision,
+            ))
+        }
+        SummaryEngine::T5 => {
+            let spec = args.summary_model.as_deref().unwrap_or(DEFAULT_T5);
+            let l = super::models::load_t5(global, spec)?;
+            Ok((
+                SummaryEngines::Writer(Box::new(l.engine)),
+                Some(l.name),
+                l.revision,
+            ))
+        }
     }
 }
 
