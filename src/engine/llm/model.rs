@@ -14,7 +14,7 @@ use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, QMatMul, QTensor};
+use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
@@ -292,7 +292,13 @@ impl<R: Read + Seek> Loader<'_, R> {
     }
 
     fn matmul(&mut self, name: &str) -> Result<QMatMul> {
-        Ok(QMatMul::from_qtensor(self.qtensor(name)?)?)
+        let t = self.qtensor(name)?;
+        let t = if t.dtype() == GgmlDType::Q5_0 && self.device.is_cpu() {
+            q5_0_as_q8_0(&t)?
+        } else {
+            t
+        };
+        Ok(QMatMul::from_qtensor(t)?)
     }
 
     fn norm(&mut self, name: &str, eps: f64) -> Result<RmsNorm> {
@@ -314,6 +320,40 @@ impl<R: Read + Seek> Loader<'_, R> {
             Ok(None)
         }
     }
+}
+
+/// Bytes of one ggml Q5_0 block (f16 scale, 32 high bits, 16 bytes of low nibbles) and
+/// of one Q8_0 block (f16 scale, 32 signed bytes); both cover 32 weights.
+const Q5_0_BLOCK: usize = 22;
+const Q8_0_BLOCK: usize = 34;
+
+/// Rewrites a Q5_0 tensor as Q8_0 with the same values: candle has no SIMD kernel for
+/// Q5_0 (it falls back to scalar code, several times slower on the matmuls Q4_K_M
+/// files keep in Q5_0), while its Q8_0 kernel uses AVX2. The 5-bit values fit a byte
+/// and the block scale is kept, so every product is the same as llama.cpp's (both
+/// quantize activations to Q8_0 for either weight type); the weight takes 1.5× the
+/// memory.
+fn q5_0_as_q8_0(t: &QTensor) -> Result<QTensor> {
+    let src = t.data()?;
+    if src.len() % Q5_0_BLOCK != 0 {
+        return Err(Error::Model("malformed Q5_0 tensor".into()));
+    }
+    let mut out = Vec::with_capacity(src.len() / Q5_0_BLOCK * Q8_0_BLOCK);
+    for block in src.chunks_exact(Q5_0_BLOCK) {
+        let (d, rest) = block.split_at(2);
+        let (qh, qs) = rest.split_at(4);
+        let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
+        out.extend_from_slice(d);
+        let value = |low: u8, bit: u32| ((low | (((qh >> bit) & 1) as u8) << 4) as i8 - 16) as u8;
+        out.extend(qs.iter().enumerate().map(|(j, q)| value(q & 0x0F, j as u32)));
+        out.extend(qs.iter().enumerate().map(|(j, q)| value(q >> 4, j as u32 + 16)));
+    }
+    let storage = candle_core::quantized::QStorage::from_data(
+        std::borrow::Cow::Owned(out),
+        &t.device(),
+        GgmlDType::Q8_0,
+    )?;
+    Ok(QTensor::new(storage, t.shape().clone())?)
 }
 
 /// A GGUF decoder-only language model with its key/value caches.
@@ -655,6 +695,17 @@ pub fn argmax(logits: &Tensor) -> Result<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn q5_0_becomes_q8_0_with_identical_values() {
+        let w = Tensor::randn(0f32, 1.0, (8, 64), &Device::Cpu).unwrap();
+        let q5 = QTensor::quantize(&w, GgmlDType::Q5_0).unwrap();
+        let q8 = q5_0_as_q8_0(&q5).unwrap();
+        assert_eq!(q8.dtype(), GgmlDType::Q8_0);
+        let a = q5.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+        let b = q8.dequantize(&Device::Cpu).unwrap().flatten_all().unwrap();
+        assert_eq!(a.to_vec1::<f32>().unwrap(), b.to_vec1::<f32>().unwrap());
+    }
 
     #[test]
     fn mask_is_causal_and_windowed() {
