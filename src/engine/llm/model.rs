@@ -345,8 +345,16 @@ fn q5_0_as_q8_0(t: &QTensor) -> Result<QTensor> {
         let qh = u32::from_le_bytes([qh[0], qh[1], qh[2], qh[3]]);
         out.extend_from_slice(d);
         let value = |low: u8, bit: u32| ((low | (((qh >> bit) & 1) as u8) << 4) as i8 - 16) as u8;
-        out.extend(qs.iter().enumerate().map(|(j, q)| value(q & 0x0F, j as u32)));
-        out.extend(qs.iter().enumerate().map(|(j, q)| value(q >> 4, j as u32 + 16)));
+        out.extend(
+            qs.iter()
+                .enumerate()
+                .map(|(j, q)| value(q & 0x0F, j as u32)),
+        );
+        out.extend(
+            qs.iter()
+                .enumerate()
+                .map(|(j, q)| value(q >> 4, j as u32 + 16)),
+        );
     }
     let storage = candle_core::quantized::QStorage::from_data(
         std::borrow::Cow::Owned(out),
