@@ -134,7 +134,10 @@ fn main() -> anyhow::Result<()> {
         for h in &hyps {
             let n = h.tokens.len() + usize::from(h.ended);
             if n != batch.new_tokens {
-                bail!("forced length failed: {n} tokens, wanted {}", batch.new_tokens);
+                bail!(
+                    "forced length failed: {n} tokens, wanted {}",
+                    batch.new_tokens
+                );
             }
             tokens += n;
         }
@@ -147,7 +150,9 @@ fn main() -> anyhow::Result<()> {
     }
     let secs = |d: Duration| d.as_secs_f64();
     let decode_s = secs(timing.total);
-    let host = timing.total.saturating_sub(timing.encode + timing.step + timing.reorder);
+    let host = timing
+        .total
+        .saturating_sub(timing.encode + timing.step + timing.reorder);
     let line = serde_json::json!({
         "engine": "svodka",
         "beam": beam,
