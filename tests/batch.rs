@@ -1,14 +1,13 @@
 //! `svodka batch` end to end: the real binary on a copy of the WMT22 news articles with
 //! bad files planted among them, killed and resumed, sharded and merged.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
-use candle_core::{Device, Tensor};
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -435,61 +434,9 @@ fn out_inside_input_and_translation_without_to_are_refused_before_any_work() {
     }
 }
 
-/// Deterministic pseudo-random values in (-0.5, 0.5).
-fn noise(rows: usize, cols: usize, salt: f32) -> Tensor {
-    let data: Vec<f32> = (0..rows * cols)
-        .map(|i| (((i as f32 + salt) * 12.9898).sin() * 43758.547).fract() * 0.5)
-        .collect();
-    Tensor::from_vec(data, (rows, cols), &Device::Cpu).unwrap()
-}
-
-/// A tiny random Marian model (as in tests/translate.rs): the base fixture's layers with
-/// embeddings as wide as the SentencePiece fixture's vocabulary, and its tokenizer.
+/// A tiny random Marian model with the SentencePiece fixture pair (tests/common).
 fn marian_dir() -> TempDir {
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let dir = TempDir::new().unwrap();
-    let spm = fixture.join("spm/marian");
-    for f in ["source.spm", "target.spm", "vocab.json"] {
-        std::fs::copy(spm.join(f), dir.path().join(f)).unwrap();
-    }
-    let vocab: HashMap<String, u32> =
-        serde_json::from_str(&std::fs::read_to_string(spm.join("vocab.json")).unwrap()).unwrap();
-    let v = vocab.len();
-    let src = fixture.join("marian/base");
-    let mut cfg: Value =
-        serde_json::from_str(&std::fs::read_to_string(src.join("config.json")).unwrap()).unwrap();
-    let d = cfg["d_model"].as_u64().unwrap() as usize;
-    cfg["vocab_size"] = v.into();
-    cfg["decoder_vocab_size"] = v.into();
-    cfg["pad_token_id"] = vocab["<pad>"].into();
-    cfg["decoder_start_token_id"] = vocab["<pad>"].into();
-    cfg["eos_token_id"] = vocab["</s>"].into();
-    cfg["max_position_embeddings"] = 128.into();
-    std::fs::write(dir.path().join("config.json"), cfg.to_string()).unwrap();
-    let mut weights =
-        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
-    for (i, name) in [
-        "model.shared.weight",
-        "model.encoder.embed_tokens.weight",
-        "model.decoder.embed_tokens.weight",
-        "lm_head.weight",
-    ]
-    .iter()
-    .enumerate()
-    {
-        if weights.contains_key(*name) {
-            weights.insert(name.to_string(), noise(v, d, i as f32 * 1e4));
-        }
-    }
-    // Make the end of a sentence somewhat likely, so that outputs end on their own.
-    let mut bias = vec![0f32; v];
-    bias[vocab["</s>"] as usize] = 1.0;
-    weights.insert(
-        "final_logits_bias".into(),
-        Tensor::from_vec(bias, (1, v), &Device::Cpu).unwrap(),
-    );
-    candle_core::safetensors::save(&weights, dir.path().join("model.safetensors")).unwrap();
-    dir
+    common::tiny_marian_dir("base")
 }
 
 /// `count` articles of each language of the news folder under `dest/{ru,en}`.
