@@ -1,5 +1,6 @@
 //! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
 
+mod ggml;
 pub mod model;
 
 use std::collections::HashMap;

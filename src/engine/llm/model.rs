@@ -18,6 +18,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
+use super::ggml::{self, GgmlMatMul};
 use crate::{Error, Result};
 
 /// The model families svodka runs, from `general.architecture`.
@@ -85,6 +86,7 @@ pub struct LlmConfig {
     pub vocab_size: usize,
     activation: Activation,
     attn_scale: f64,
+    scale_queries: bool,
     embed_scale: Option<f64>,
     rope_interleaved: bool,
 }
@@ -187,6 +189,7 @@ impl LlmConfig {
                 Activation::Silu
             },
             attn_scale,
+            scale_queries: gemma,
             embed_scale: gemma.then(|| (n_embd as f64).sqrt()),
             rope_interleaved: family == Family::Llama,
             arch,
@@ -205,6 +208,8 @@ impl LlmConfig {
 struct Rope {
     cos: Tensor,
     sin: Tensor,
+    /// The same tables on the host, for ggml's arithmetic on the CPU.
+    host: Option<(Vec<f32>, Vec<f32>)>,
 }
 
 impl Rope {
@@ -216,27 +221,39 @@ impl Rope {
         max_pos: usize,
         device: &Device,
     ) -> Result<Rope> {
-        let inv_freq: Vec<f32> = (0..head_dim / 2)
-            .map(|i| {
-                let f = 1.0 / base.powf(2.0 * i as f32 / head_dim as f32);
-                f / factors.map_or(1.0, |fs| fs[i])
-            })
-            .collect();
-        let inv_freq = Tensor::from_vec(inv_freq, (1, head_dim / 2), device)?;
-        let pos = Tensor::arange(0u32, max_pos as u32, device)?
-            .to_dtype(DType::F32)?
-            .affine(scale as f64, 0.0)?
-            .reshape((max_pos, 1))?;
-        let angles = pos.matmul(&inv_freq)?;
+        // The angles as ggml's rope cache computes them: the frequency by repeated f32
+        // multiplication, not by powf, which moves late positions by ~1e-4 rad.
+        let half = head_dim / 2;
+        let theta_scale = base.powf(-2.0 / head_dim as f32);
+        let (mut cos, mut sin) = (
+            Vec::with_capacity(max_pos * half),
+            Vec::with_capacity(max_pos * half),
+        );
+        for pos in 0..max_pos {
+            let mut theta = pos as f32;
+            for i in 0..half {
+                let t = scale * (theta / factors.map_or(1.0, |fs| fs[i]));
+                cos.push(t.cos());
+                sin.push(t.sin());
+                theta *= theta_scale;
+            }
+        }
         Ok(Rope {
-            cos: angles.cos()?,
-            sin: angles.sin()?,
+            cos: Tensor::from_vec(cos.clone(), (max_pos, half), device)?,
+            sin: Tensor::from_vec(sin.clone(), (max_pos, half), device)?,
+            host: device.is_cpu().then_some((cos, sin)),
         })
     }
 
     /// Rotates `x` laid out as (batch, seq, heads, head_dim) for positions from `offset`.
     fn apply(&self, x: &Tensor, offset: usize, interleaved: bool) -> Result<Tensor> {
         let seq = x.dim(1)?;
+        if let Some((cos, sin)) = &self.host {
+            let (_, _, heads, hd) = x.dims4()?;
+            let mut data = x.flatten_all()?.to_vec1::<f32>()?;
+            ggml::rope(&mut data, heads, hd, offset, cos, sin, interleaved);
+            return Ok(Tensor::from_vec(data, x.shape(), x.device())?);
+        }
         let cos = self.cos.narrow(0, offset, seq)?;
         let sin = self.sin.narrow(0, offset, seq)?;
         let x = x.contiguous()?;
@@ -252,22 +269,22 @@ impl Rope {
 
 #[derive(Debug, Clone)]
 struct Layer {
-    attn_norm: RmsNorm,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
-    wo: QMatMul,
+    attn_norm: Norm,
+    wq: Proj,
+    wk: Proj,
+    wv: Proj,
+    wo: Proj,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
-    q_norm: Option<RmsNorm>,
-    k_norm: Option<RmsNorm>,
-    post_attn_norm: Option<RmsNorm>,
-    ffn_norm: RmsNorm,
-    post_ffn_norm: Option<RmsNorm>,
-    gate: QMatMul,
-    up: QMatMul,
-    down: QMatMul,
+    q_norm: Option<Norm>,
+    k_norm: Option<Norm>,
+    post_attn_norm: Option<Norm>,
+    ffn_norm: Norm,
+    post_ffn_norm: Option<Norm>,
+    gate: Proj,
+    up: Proj,
+    down: Proj,
     window: Option<usize>,
     rope: Arc<Rope>,
     cache: candle_nn::kv_cache::KvCache,
@@ -291,21 +308,26 @@ impl<R: Read + Seek> Loader<'_, R> {
             .map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
     }
 
-    fn matmul(&mut self, name: &str) -> Result<QMatMul> {
+    fn matmul(&mut self, name: &str) -> Result<Proj> {
         let t = self.qtensor(name)?;
-        let t = if t.dtype() == GgmlDType::Q5_0 && self.device.is_cpu() {
-            q5_0_as_q8_0(&t)?
+        Proj::new(t, self.device).map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
+    }
+
+    fn norm(&mut self, name: &str, eps: f64) -> Result<Norm> {
+        let t = self.qtensor(name)?;
+        let weight = if self.device.is_cpu() {
+            Some(t.dequantize(self.device)?.flatten_all()?.to_vec1::<f32>()?)
         } else {
-            t
+            None
         };
-        Ok(QMatMul::from_qtensor(t)?)
+        Ok(Norm {
+            inner: RmsNorm::from_qtensor(t, eps)?,
+            weight,
+            eps: eps as f32,
+        })
     }
 
-    fn norm(&mut self, name: &str, eps: f64) -> Result<RmsNorm> {
-        Ok(RmsNorm::from_qtensor(self.qtensor(name)?, eps)?)
-    }
-
-    fn opt_norm(&mut self, name: &str, eps: f64) -> Result<Option<RmsNorm>> {
+    fn opt_norm(&mut self, name: &str, eps: f64) -> Result<Option<Norm>> {
         if self.has(name) {
             self.norm(name, eps).map(Some)
         } else {
@@ -318,6 +340,103 @@ impl<R: Read + Seek> Loader<'_, R> {
             Ok(Some(self.qtensor(name)?.dequantize(self.device)?))
         } else {
             Ok(None)
+        }
+    }
+}
+
+/// RMS norm with its weight: ggml's arithmetic on the CPU, candle's elsewhere.
+#[derive(Debug, Clone)]
+struct Norm {
+    inner: RmsNorm,
+    /// The weight on the host, when the model runs on the CPU.
+    weight: Option<Vec<f32>>,
+    eps: f32,
+}
+
+impl Norm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match &self.weight {
+            Some(w) => {
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let mut out = vec![0f32; data.len()];
+                ggml::rms_norm(&data, w, self.eps, &mut out);
+                Ok(Tensor::from_vec(out, x.shape(), x.device())?)
+            }
+            None => Ok(self.inner.forward(x)?),
+        }
+    }
+}
+
+/// A weight matrix: ggml's arithmetic on the CPU, candle's kernels on accelerators.
+#[derive(Clone)]
+enum Proj {
+    Ggml(Arc<GgmlMatMul>),
+    Candle(QMatMul),
+}
+
+impl std::fmt::Debug for Proj {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proj::Ggml(g) => write!(f, "GgmlMatMul({} rows)", g.rows()),
+            Proj::Candle(q) => write!(f, "{q:?}"),
+        }
+    }
+}
+
+impl Proj {
+    fn new(t: QTensor, device: &Device) -> Result<Proj> {
+        if device.is_cpu() {
+            // Q5_0 products equal Q8_0 products (both take Q8_0 activations), and the
+            // Q8_0 kernel is SIMD where candle's Q5_0 one is scalar.
+            let t = if t.dtype() == GgmlDType::Q5_0 {
+                q5_0_as_q8_0(&t)?
+            } else {
+                t
+            };
+            if let Some(g) = GgmlMatMul::new(&t)? {
+                return Ok(Proj::Ggml(Arc::new(g)));
+            }
+            return Ok(Proj::Candle(QMatMul::from_qtensor(t)?));
+        }
+        Ok(Proj::Candle(QMatMul::from_qtensor(t)?))
+    }
+
+    /// `x · wᵀ` over the last dimension of `x`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        match self {
+            Proj::Ggml(g) => {
+                let mut dims = x.dims().to_vec();
+                let k = *dims.last().expect("matmul input has a dimension");
+                let m = x.elem_count() / k;
+                let data = x.flatten_all()?.to_vec1::<f32>()?;
+                let out = g.forward(&data, m);
+                *dims.last_mut().expect("non-empty") = g.rows();
+                Ok(Tensor::from_vec(out, dims, x.device())?)
+            }
+            Proj::Candle(q) => qmatmul(q, x),
+        }
+    }
+
+    /// Rows `ids` of the matrix, dequantized (the embedding lookup).
+    fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
+        match self {
+            Proj::Ggml(g) => {
+                let k = g.cols();
+                let mut data = Vec::with_capacity(ids.len() * k);
+                for &id in ids {
+                    if id as usize >= g.rows() {
+                        return Err(Error::Model(format!(
+                            "token id {id} is outside the vocabulary"
+                        )));
+                    }
+                    data.extend(g.row(id as usize));
+                }
+                Ok(Tensor::from_vec(data, (ids.len(), k), device)?)
+            }
+            Proj::Candle(QMatMul::QTensor(q)) => Ok(q.embedding(&Tensor::new(ids, device)?)?),
+            Proj::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t
+                .embedding(&Tensor::new(ids, device)?)?
+                .to_dtype(DType::F32)?),
         }
     }
 }
@@ -367,10 +486,11 @@ fn q5_0_as_q8_0(t: &QTensor) -> Result<QTensor> {
 /// A GGUF decoder-only language model with its key/value caches.
 pub struct LlmModel {
     config: LlmConfig,
-    embeddings: Arc<QTensor>,
+    embeddings: Proj,
     layers: Vec<Layer>,
-    norm: RmsNorm,
-    output: QMatMul,
+    norm: Norm,
+    /// The output projection; `None` when tied to the embeddings.
+    output: Option<Proj>,
     device: Device,
     /// Positions already in the caches.
     pos: usize,
@@ -425,11 +545,11 @@ impl LlmModel {
         } else {
             global.clone()
         };
-        let embeddings = Arc::new(ld.qtensor("token_embd.weight")?);
+        let embeddings = ld.matmul("token_embd.weight")?;
         let output = if ld.has("output.weight") {
-            ld.matmul("output.weight")?
+            Some(ld.matmul("output.weight")?)
         } else {
-            QMatMul::from_arc(embeddings.clone())?
+            None
         };
         let norm = ld.norm("output_norm.weight", eps)?;
         let mut layers = Vec::with_capacity(config.n_layer);
@@ -519,8 +639,7 @@ impl LlmModel {
                 self.max_pos
             )));
         }
-        let ids = Tensor::new(tokens, &self.device)?;
-        let mut x = self.embeddings.embedding(&ids)?.unsqueeze(0)?;
+        let mut x = self.embeddings.rows(tokens, &self.device)?.unsqueeze(0)?;
         if let Some(s) = self.config.embed_scale {
             x = (x * s)?;
         }
@@ -538,7 +657,7 @@ impl LlmModel {
             x.narrow(0, seq - 1, 1)?
         };
         let x = self.norm.forward(&x)?;
-        Ok(self.output.forward(&x)?)
+        self.output.as_ref().unwrap_or(&self.embeddings).forward(&x)
     }
 }
 
@@ -590,8 +709,8 @@ fn qmatmul(w: &QMatMul, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn linear(w: &QMatMul, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
-    let y = qmatmul(w, x)?;
+fn linear(w: &Proj, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
+    let y = w.forward(x)?;
     Ok(match b {
         Some(b) => y.broadcast_add(b)?,
         None => y,
@@ -610,7 +729,6 @@ fn layer_forward(
 ) -> Result<Tensor> {
     let (b, seq, _) = x.dims3()?;
     let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
-    let rep = nh / nkv;
 
     let h = layer.attn_norm.forward(x)?;
     let q = linear(&layer.wq, layer.bq.as_ref(), &h)?.reshape((b, seq, nh, hd))?;
@@ -626,7 +744,23 @@ fn layer_forward(
     };
     let q = layer.rope.apply(&q, offset, cfg.rope_interleaved)?;
     let k = layer.rope.apply(&k, offset, cfg.rope_interleaved)?;
-    let q = (q * cfg.attn_scale)?;
+    // On the CPU, keys, values, queries and attention weights are rounded to f16 where
+    // llama.cpp stores or multiplies them in f16 (its default KV cache type).
+    let ggml = x.device().is_cpu();
+    let f16 = |t: Tensor| -> Result<Tensor> {
+        Ok(if ggml {
+            t.to_dtype(DType::F16)?.to_dtype(DType::F32)?
+        } else {
+            t
+        })
+    };
+    // llama.cpp scales Gemma's queries before the product and the others' scores after.
+    let q = if cfg.scale_queries {
+        f16((q * cfg.attn_scale)?)?
+    } else {
+        f16(q)?
+    };
+    let (k, v) = (f16(k)?, f16(v)?);
 
     // Cache layout (batch, kv_heads, positions, head_dim).
     let k = k.transpose(1, 2)?.contiguous()?;
@@ -647,6 +781,33 @@ fn layer_forward(
         (k, v)
     };
 
+    let out = if ggml {
+        host_attention(layer, cfg, &q, &k, &v, seq, offset, start)?
+    } else {
+        device_attention(layer, cfg, &q, &k, &v, (offset, start), masks)?
+    };
+    let mut attn = layer.wo.forward(&out)?;
+    if let Some(n) = &layer.post_attn_norm {
+        attn = n.forward(&attn)?;
+    }
+    ffn_forward(layer, cfg, &(x + attn)?)
+}
+
+/// Attention with candle's ops (accelerators); arguments as [`host_attention`]'s,
+/// `span` = (offset, start).
+fn device_attention(
+    layer: &Layer,
+    cfg: &LlmConfig,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    (offset, start): (usize, usize),
+    masks: &mut MaskCache,
+) -> Result<Tensor> {
+    let (b, seq, _, _) = q.dims4()?;
+    let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
+    let rep = nh / nkv;
+    let total = offset + seq;
     // Grouped-query attention without copying keys: the `rep` query heads that share a
     // kv head become extra rows of one matmul.
     let q = q
@@ -654,13 +815,16 @@ fn layer_forward(
         .contiguous()?
         .reshape((b, nkv, rep * seq, hd))?;
     let mut att = q.matmul(&k.t()?)?;
+    if !cfg.scale_queries {
+        att = (att * cfg.attn_scale)?;
+    }
     let needs_mask = seq > 1 || layer.window.is_some_and(|w| total - start > w);
     if needs_mask {
         let key = (start, layer.window);
         let mask = match masks.iter().find(|(k, _)| *k == key) {
             Some((_, m)) => m.clone(),
             None => {
-                let m = attention_mask(seq, offset, start, layer.window, rep, x.device())?;
+                let m = attention_mask(seq, offset, start, layer.window, rep, q.device())?;
                 masks.push((key, m.clone()));
                 m
             }
@@ -669,27 +833,84 @@ fn layer_forward(
     }
     let att = candle_nn::ops::softmax_last_dim(&att)?;
     let out = att.matmul(&v.contiguous()?)?;
-    let out = out
+    Ok(out
         .reshape((b, nh, seq, hd))?
         .transpose(1, 2)?
-        .reshape((b, seq, nh * hd))?;
-    let mut attn = qmatmul(&layer.wo, &out)?;
-    if let Some(n) = &layer.post_attn_norm {
-        attn = n.forward(&attn)?;
-    }
-    let x = (x + attn)?;
+        .reshape((b, seq, nh * hd))?)
+}
 
-    let h = layer.ffn_norm.forward(&x)?;
-    let gate = qmatmul(&layer.gate, &h)?;
-    let gate = match cfg.activation {
-        Activation::Silu => candle_nn::ops::silu(&gate)?,
-        Activation::GeluTanh => gate.gelu()?,
+/// Attention on the host with llama.cpp's arithmetic; `q` is (1, seq, heads, head_dim),
+/// `k` and `v` the caches (1, kv heads, positions from `start`, head_dim). Returns
+/// (1, seq, heads × head_dim).
+#[allow(clippy::too_many_arguments)]
+fn host_attention(
+    layer: &Layer,
+    cfg: &LlmConfig,
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    seq: usize,
+    offset: usize,
+    start: usize,
+) -> Result<Tensor> {
+    let (nh, nkv, hd) = (cfg.n_head, cfg.n_kv_head, cfg.head_dim);
+    let rep = nh / nkv;
+    // (kv heads, rep × seq, head_dim): the query heads of a group, each over the new
+    // positions.
+    let qg = q
+        .transpose(1, 2)?
+        .contiguous()?
+        .flatten_all()?
+        .to_vec1::<f32>()?;
+    let kd = k.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let vd = v.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
+    let per_q = rep * seq * hd;
+    let per_kv = kd.len() / nkv;
+    let mut out = Vec::with_capacity(nh * seq * hd);
+    for g in 0..nkv {
+        out.extend(ggml::attention(&ggml::Attention {
+            q: &qg[g * per_q..(g + 1) * per_q],
+            k: &kd[g * per_kv..(g + 1) * per_kv],
+            v: &vd[g * per_kv..(g + 1) * per_kv],
+            head_dim: hd,
+            seq,
+            offset,
+            start,
+            window: layer.window,
+            scale: if cfg.scale_queries {
+                1.0
+            } else {
+                cfg.attn_scale as f32
+            },
+        }));
+    }
+    // (heads, seq, hd) → (1, seq, heads × hd)
+    Ok(Tensor::from_vec(out, (1, nh, seq, hd), q.device())?
+        .transpose(1, 2)?
+        .reshape((1, seq, nh * hd))?)
+}
+
+fn ffn_forward(layer: &Layer, cfg: &LlmConfig, x: &Tensor) -> Result<Tensor> {
+    let ggml = x.device().is_cpu();
+    let h = layer.ffn_norm.forward(x)?;
+    let gate = layer.gate.forward(&h)?;
+    let up = layer.up.forward(&h)?;
+    let act = match cfg.activation {
+        Activation::Silu => (candle_nn::ops::silu(&gate)? * up)?,
+        Activation::GeluTanh if ggml => {
+            let g = gate.flatten_all()?.to_vec1::<f32>()?;
+            let u = up.flatten_all()?.to_vec1::<f32>()?;
+            let y: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| ggml::gelu(g) * u).collect();
+            Tensor::from_vec(y, gate.shape(), gate.device())?
+        }
+        Activation::GeluTanh => (gate.gelu()? * up)?,
     };
-    let mut ffn = qmatmul(&layer.down, &(gate * qmatmul(&layer.up, &h)?)?)?;
+    let mut ffn = layer.down.forward(&act)?;
     if let Some(n) = &layer.post_ffn_norm {
         ffn = n.forward(&ffn)?;
     }
-    Ok((x + ffn)?)
+    let x = (x + ffn)?;
+    Ok(x)
 }
 
 /// The index of the largest value of a logits row (greedy choice).
