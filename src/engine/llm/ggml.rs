@@ -46,6 +46,13 @@ const _: () = assert!(std::mem::align_of::<Q8_0>() == std::mem::align_of::<Block
 const _: () = assert!(std::mem::size_of::<Q8K>() == std::mem::size_of::<BlockQ8K>());
 const _: () = assert!(std::mem::align_of::<Q8K>() == std::mem::align_of::<BlockQ8K>());
 
+/// ggml's `nearest_int`: round half to even by the 1.5 × 2²³ trick (|x| < 2²²).
+#[inline(always)]
+fn nearest_int(x: f32) -> i32 {
+    let v = x + 12_582_912.0;
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
 /// Rounds one row to `Q8_0` blocks as ggml's AVX code does: scale 127/amax, ties to even.
 fn quantize_q8_0(x: &[f32], out: &mut [Q8_0]) {
     for (xs, y) in x.chunks_exact(QK8_0).zip(out.iter_mut()) {
@@ -53,7 +60,7 @@ fn quantize_q8_0(x: &[f32], out: &mut [Q8_0]) {
         y.d = f16::from_f32(amax / 127.0);
         let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         for (q, &v) in y.qs.iter_mut().zip(xs) {
-            *q = (v * id).round_ties_even() as i8;
+            *q = nearest_int(v * id) as i8;
         }
     }
 }
@@ -77,7 +84,7 @@ fn quantize_q8k(x: &[f32], out: &mut [Q8K]) {
         }
         let iscale = -127.0 / max;
         for (q, &v) in y.qs.iter_mut().zip(xs) {
-            *q = ((iscale * v).round_ties_even() as i32).min(127) as i8;
+            *q = nearest_int(iscale * v).min(127) as i8;
         }
         for (s, qs) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
             *s = qs.iter().map(|&q| q as i16).sum();
@@ -248,8 +255,14 @@ impl GgmlMatMul {
             (Blocks::Q4_0(w), Acts::Q8_0(a)) => self.run(w, as_blocks_q8_0(a), m, ptr),
             (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
                 if simd() {
-                    // SAFETY: the CPU has AVX2 and FMA.
-                    self.run_with(w, a, m, ptr, |w, a, _| unsafe { simd::dot_q8_0(w, a) })
+                    let (n, per) = (self.n, self.k / QK8_0);
+                    let work = |tiles: std::ops::Range<usize>| {
+                        let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+                        // SAFETY: the CPU has AVX2, FMA and F16C; the tiles' columns are
+                        // this worker's alone.
+                        unsafe { simd::tile_q8_0(w, a, per, m, n, cols, ptr) };
+                    };
+                    self.parallel(m, work);
                 } else {
                     self.run_with(w, a, m, ptr, |w, a, _| dot_q8_0(w, a))
                 }
@@ -303,9 +316,8 @@ impl GgmlMatMul {
         out: OutPtr,
         dot: impl Fn(&[W], &[A], usize) -> f32 + Sync,
     ) {
-        let (n, k) = (self.n, self.k);
+        let n = self.n;
         let per = w.len() / n;
-        let tiles = n.div_ceil(COLUMN_TILE);
         let job = Tiles {
             w,
             a,
@@ -316,7 +328,13 @@ impl GgmlMatMul {
             dot: &dot,
         };
         let work = |range: std::ops::Range<usize>| job.run(range);
-        if n * m * k < 1 << 16 {
+        self.parallel(m, work);
+    }
+
+    /// Runs `work` over all column tiles, on the thread pool when the product is big.
+    fn parallel(&self, m: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
+        let tiles = self.n.div_ceil(COLUMN_TILE);
+        if self.n * m * self.k < 1 << 16 {
             work(0..tiles);
         } else {
             candle_core::utils::barrier_pool().execute_chunked(tiles, work);
@@ -583,6 +601,7 @@ fn simd() -> bool {
         *HAS.get_or_init(|| {
             std::arch::is_x86_feature_detected!("avx2")
                 && std::arch::is_x86_feature_detected!("fma")
+                && std::arch::is_x86_feature_detected!("f16c")
         })
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -593,6 +612,8 @@ fn simd() -> bool {
 /// same lanes, and the same float operations in the same order as the portable ones
 /// (tests check them bit for bit).
 #[cfg(target_arch = "x86_64")]
+// Lane and register indices read more plainly than iterator chains in this code.
+#[allow(clippy::needless_range_loop)]
 mod simd {
     use super::{bytes_of, hsum8, scale_min_k4, Q8K, Q8_0};
     use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8_0};
@@ -613,34 +634,109 @@ mod simd {
         l.iter().sum()
     }
 
-    /// Signed bytes · signed bytes into eight i32 lanes of four products (ggml's
-    /// `mul_sum_i8_pairs`: |x| · (y with x's sign), then pairs of i16).
     #[inline(always)]
-    unsafe fn dot_i8_lanes(x: __m256i, y: __m256i) -> __m256i {
-        let ax = _mm256_sign_epi8(x, x);
-        let sy = _mm256_sign_epi8(y, x);
-        _mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), _mm256_set1_epi16(1))
+    unsafe fn half(bits: u16) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
     }
 
-    /// See [`super::dot_q8_0`].
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0(w: &[BlockQ8_0], a: &[Q8_0]) -> f32 {
+    /// `C` weight rows · `R` activation rows of Q8_0 blocks, each dot as [`super::dot_q8_0`]
+    /// (constant sizes keep the accumulators in registers).
+    #[inline(always)]
+    unsafe fn q8_0_block<const C: usize, const R: usize>(
+        wb: &[u8],
+        a: &[Q8_0],
+        per: usize,
+        col: usize,
+        row: usize,
+    ) -> [[f32; R]; C] {
         const SIZE: usize = 34;
-        let mut acc = _mm256_setzero_ps();
-        for (b, y) in bytes_of(w).chunks_exact(SIZE).zip(a) {
-            let d = f16::from_le_bytes([b[0], b[1]]).to_f32() * y.d.to_f32();
-            let qx = _mm256_loadu_si256(b.as_ptr().add(2) as *const __m256i);
-            let qy = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
-            let q = _mm256_cvtepi32_ps(dot_i8_lanes(qx, qy));
-            acc = _mm256_fmadd_ps(_mm256_set1_ps(d), q, acc);
+        let ones = _mm256_set1_epi16(1);
+        let mut acc = [[_mm256_setzero_ps(); R]; C];
+        for bi in 0..per {
+            let mut ay = [_mm256_setzero_si256(); R];
+            let mut dy = [0f32; R];
+            for r in 0..R {
+                let y = a.get_unchecked((row + r) * per + bi);
+                ay[r] = _mm256_loadu_si256(y.qs.as_ptr() as *const __m256i);
+                dy[r] = half(y.d.to_bits());
+            }
+            for c in 0..C {
+                let blk = wb.as_ptr().add(((col + c) * per + bi) * SIZE);
+                let dw = half(u16::from_le_bytes([*blk, *blk.add(1)]));
+                let qx = _mm256_loadu_si256(blk.add(2) as *const __m256i);
+                let ax = _mm256_sign_epi8(qx, qx);
+                for r in 0..R {
+                    let sy = _mm256_sign_epi8(ay[r], qx);
+                    let q =
+                        _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(ax, sy), ones));
+                    acc[c][r] = _mm256_fmadd_ps(_mm256_set1_ps(dw * dy[r]), q, acc[c][r]);
+                }
+            }
         }
-        hsum_ps(acc)
+        let mut out = [[0f32; R]; C];
+        for c in 0..C {
+            for r in 0..R {
+                out[c][r] = hsum_ps(acc[c][r]);
+            }
+        }
+        out
     }
 
-    /// Unsigned bytes (< 128) · signed bytes, summed to one i32.
     #[inline(always)]
-    unsafe fn dot_u8_i8(u: __m256i, s: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn q8_0_store<const C: usize, const R: usize>(
+        wb: &[u8],
+        a: &[Q8_0],
+        per: usize,
+        n: usize,
+        col: usize,
+        row: usize,
+        out: super::OutPtr,
+    ) {
+        let v = q8_0_block::<C, R>(wb, a, per, col, row);
+        for c in 0..C {
+            for r in 0..R {
+                *out.at((row + r) * n + col + c) = v[c][r];
+            }
+        }
+    }
+
+    /// [`super::dot_q8_0`] for columns `cols` of an m × n product: four weight rows at
+    /// a time for one activation row, else two weight rows by four activation rows.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn tile_q8_0(
+        w: &[BlockQ8_0],
+        a: &[Q8_0],
+        per: usize,
+        m: usize,
+        n: usize,
+        cols: std::ops::Range<usize>,
+        out: super::OutPtr,
+    ) {
+        let wb = bytes_of(w);
+        let mut col = cols.start;
+        if m == 1 {
+            while col < cols.end {
+                q8_0_store::<1, 1>(wb, a, per, n, col, 0, out);
+                col += 1;
+            }
+            return;
+        }
+        // One weight row at a time: interleaving several rows' blocks halves the
+        // bandwidth here (measured), while four activation rows share each weight load.
+        while col < cols.end {
+            let mut row = 0;
+            while row + 4 <= m {
+                q8_0_store::<1, 4>(wb, a, per, n, col, row, out);
+                row += 4;
+            }
+            while row < m {
+                q8_0_store::<1, 1>(wb, a, per, n, col, row, out);
+                row += 1;
+            }
+            col += 1;
+        }
     }
 
     /// See [`super::dot_q4k`].
@@ -653,7 +749,7 @@ mod simd {
             let d = f16::from_le_bytes([b[0], b[1]]).to_f32();
             let dmin = f16::from_le_bytes([b[2], b[3]]).to_f32();
             let scales = &b[4..16];
-            let (mut isum, mut imin) = (0i32, 0i32);
+            let (mut vsum, mut imin) = (_mm256_setzero_si256(), 0i32);
             for j in 0..4 {
                 let q = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * j) as *const __m256i);
                 let lo = _mm256_and_si256(q, m4);
@@ -662,17 +758,22 @@ mod simd {
                 let y1 = _mm256_loadu_si256(y.qs.as_ptr().add(64 * j + 32) as *const __m256i);
                 let (s0, m0) = scale_min_k4(2 * j, scales);
                 let (s1, m1) = scale_min_k4(2 * j + 1, scales);
-                isum += s0 * hsum_epi32(dot_u8_i8(lo, y0)) + s1 * hsum_epi32(dot_u8_i8(hi, y1));
+                // Integer sums are exact in any grouping.
+                let p = _mm256_add_epi32(
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(lo, y0), _mm256_set1_epi16(s0 as i16)),
+                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, y1), _mm256_set1_epi16(s1 as i16)),
+                );
+                vsum = _mm256_add_epi32(vsum, p);
                 imin += m0 * (y.bsums[4 * j] as i32 + y.bsums[4 * j + 1] as i32)
                     + m1 * (y.bsums[4 * j + 2] as i32 + y.bsums[4 * j + 3] as i32);
                 if per_64 {
-                    acc = (isum as f32).mul_add(d * y.d, acc);
+                    acc = (hsum_epi32(vsum) as f32).mul_add(d * y.d, acc);
                     acc_min = (imin as f32).mul_add(dmin * y.d, acc_min);
-                    (isum, imin) = (0, 0);
+                    (vsum, imin) = (_mm256_setzero_si256(), 0);
                 }
             }
             if !per_64 {
-                acc = (isum as f32).mul_add(d * y.d, acc);
+                acc = (hsum_epi32(vsum) as f32).mul_add(d * y.d, acc);
                 acc_min = (imin as f32).mul_add(dmin * y.d, acc_min);
             }
         }
@@ -786,7 +887,7 @@ fn v_expf(x: f32) -> f32 {
         )
         .mul_add(u, f32::from_bits(0x3f7f_fff6).mul_add(b, 1.0)); // 0x1.ffffecp-1
                                                                   // scalef: exact in f64, one rounding to f32.
-    (j as f64 * 2f64.powi(n as i32)) as f32
+    (j as f64 * f64::from_bits(((n as i64 + 1023) as u64) << 52)) as f32
 }
 
 /// Lanes of ggml's AVX-512 softmax loop.
@@ -1202,16 +1303,28 @@ mod tests {
         let (n, k) = (8, 1024);
         let w = Tensor::from_vec(random(n * k, 7), (n, k), &Device::Cpu).unwrap();
         let x = random(k, 8);
-        for dtype in [GgmlDType::Q8_0, GgmlDType::Q4K, GgmlDType::Q6K] {
+        // The Q8_0 tile kernel over a 5 × 7 product (4-row and 1-row blocks, a lone
+        // column) against the portable dot product.
+        let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+        let xs = random(5 * k, 9);
+        if let (Blocks::Q8_0(wb), Acts::Q8_0(a)) = (&mm.w, mm.quantize(&xs, 5)) {
+            let per = k / 32;
+            let mut out = vec![0f32; 5 * 7];
+            unsafe { simd::tile_q8_0(wb, &a, per, 5, 7, 0..7, OutPtr(out.as_mut_ptr())) };
+            for r in 0..5 {
+                for c in 0..7 {
+                    let want = dot_q8_0(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
+                    assert_eq!(out[r * 7 + c].to_bits(), want.to_bits(), "Q8_0 ({r},{c})");
+                }
+            }
+        }
+        for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
             let q = QTensor::quantize(&w, dtype).unwrap();
             let mm = GgmlMatMul::new(&q).unwrap().unwrap();
             let acts = mm.quantize(&x, 1);
             for col in 0..n {
                 let (fast, slow): (Vec<f32>, Vec<f32>) = match (&mm.w, &acts) {
-                    (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
-                        let r = &w[col * k / 32..(col + 1) * k / 32];
-                        (vec![unsafe { simd::dot_q8_0(r, a) }], vec![dot_q8_0(r, a)])
-                    }
                     (Blocks::Q4K(w), Acts::Q8K(a)) => {
                         let r = &w[col * k / 256..(col + 1) * k / 256];
                         let f =
