@@ -7,6 +7,7 @@
 
 use crate::decode::processors::exp_nonpositive;
 use crate::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
+use crate::engine::packed::PackedWeight;
 use crate::{Error, Result};
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, D};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
@@ -280,8 +281,8 @@ fn layer_norm(vb: &VarBuilder, name: &str, dim: usize) -> Result<LayerNorm> {
 /// Self-attention with q, k, v fused into one projection.
 #[derive(Debug, Clone)]
 struct SelfAttention {
-    qkv: Linear,
-    out: Linear,
+    qkv: Proj,
+    out: Proj,
     heads: usize,
     head_dim: usize,
 }
@@ -291,10 +292,10 @@ impl SelfAttention {
         let q = linear(vb, "q_proj", d, d)?;
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
-        let qkv = fuse(&[&q, &k, &v])?;
+        let qkv = Proj::new(fuse(&[&q, &k, &v])?)?;
         Ok(SelfAttention {
             qkv,
-            out: linear(vb, "out_proj", d, d)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
             heads,
             head_dim: d / heads,
         })
@@ -321,6 +322,32 @@ impl SelfAttention {
     }
 }
 
+/// A linear layer: repacked for the CPU kernels of [`PackedWeight`] when its weights are
+/// f32 on the CPU, candle's matmul otherwise.
+#[derive(Debug, Clone)]
+enum Proj {
+    Candle(Linear),
+    Packed(PackedWeight),
+}
+
+impl Proj {
+    fn new(l: Linear) -> Result<Self> {
+        let w = l.weight();
+        Ok(if w.device().is_cpu() && w.dtype() == DType::F32 {
+            Proj::Packed(PackedWeight::new(w, l.bias())?)
+        } else {
+            Proj::Candle(l)
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Proj::Candle(l) => l.forward(xs),
+            Proj::Packed(p) => p.forward(xs),
+        }
+    }
+}
+
 /// Concatenates linear layers along their outputs, so that one product computes all.
 fn fuse(parts: &[&Linear]) -> Result<Linear> {
     let ws: Vec<Tensor> = parts.iter().map(|l| l.weight().clone()).collect();
@@ -337,16 +364,16 @@ fn fuse(parts: &[&Linear]) -> Result<Linear> {
 
 #[derive(Debug, Clone)]
 struct FeedForward {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Proj,
+    fc2: Proj,
     act: Activation,
 }
 
 impl FeedForward {
     fn load(vb: &VarBuilder, d: usize, ffn: usize, act: Activation) -> Result<Self> {
         Ok(FeedForward {
-            fc1: linear(vb, "fc1", ffn, d)?,
-            fc2: linear(vb, "fc2", d, ffn)?,
+            fc1: Proj::new(linear(vb, "fc1", ffn, d)?)?,
+            fc2: Proj::new(linear(vb, "fc2", d, ffn)?)?,
             act,
         })
     }
@@ -387,9 +414,9 @@ impl EncoderLayer {
 /// Cross-attention: queries from the decoder, keys and values from the encoder output.
 #[derive(Debug, Clone)]
 struct CrossAttention {
-    q: Linear,
-    kv: Linear,
-    out: Linear,
+    q: Proj,
+    kv: Proj,
+    out: Proj,
     heads: usize,
     head_dim: usize,
 }
@@ -402,9 +429,9 @@ impl CrossAttention {
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
         Ok(CrossAttention {
-            q,
-            kv: fuse(&[&k, &v])?,
-            out: linear(vb, "out_proj", d, d)?,
+            q: Proj::new(q)?,
+            kv: Proj::new(fuse(&[&k, &v])?)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
             heads,
             head_dim,
         })
@@ -508,8 +535,8 @@ pub struct MarianModel {
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    lm_head: Tensor,
-    logits_bias: Tensor,
+    /// Output projection with `final_logits_bias`.
+    lm_head: Proj,
     device: Device,
     dtype: DType,
 }
@@ -561,6 +588,7 @@ impl MarianModel {
         } else {
             Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
         };
+        let lm_head = Proj::new(Linear::new(lm_head, Some(logits_bias.flatten_all()?)))?;
         let encoder = (0..cfg.encoder_layers)
             .map(|i| EncoderLayer::load(&m.pp(format!("encoder.layers.{i}")), cfg, act))
             .collect::<Result<Vec<_>>>()?;
@@ -582,7 +610,6 @@ impl MarianModel {
             encoder,
             decoder,
             lm_head,
-            logits_bias,
             device: vb.device().clone(),
             dtype: vb.dtype(),
         })
@@ -655,11 +682,7 @@ impl MarianModel {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = hidden.dims3()?;
-        let logits = hidden.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
-        Ok(logits
-            .broadcast_add(&self.logits_bias)?
-            .reshape((b, t, ()))?)
+        Ok(self.lm_head.forward(hidden)?)
     }
 
     /// Teacher-forced logits `[batch, tgt, vocab]` for decoder inputs `tgt` (start token
