@@ -75,6 +75,11 @@ impl PackedWeight {
 
     /// `dst[r, o] = bias[o] + Σ_k x[r, k] · w[o, k]` for `rows` rows of `x`.
     fn compute(&self, x: &[f32], rows: usize, dst: &mut [f32]) {
+        self.compute_with(Isa::detect(), x, rows, dst);
+    }
+
+    /// [`PackedWeight::compute`] with the kernels of `isa`, which the CPU must have.
+    fn compute_with(&self, isa: Isa, x: &[f32], rows: usize, dst: &mut [f32]) {
         let n_panels = self.out_dim.div_ceil(PANEL);
         let flops = rows * self.out_dim * self.in_dim;
         let threads = if flops < 1 << 20 {
@@ -82,14 +87,30 @@ impl PackedWeight {
         } else {
             rayon::current_num_threads().clamp(1, n_panels.div_ceil(2))
         };
+        let tiles = row_tiles(rows, isa.max_tile_rows());
+        let xp = if isa == Isa::Portable {
+            Vec::new()
+        } else {
+            pack_rows(x, self.in_dim, &tiles)
+        };
         let dst_ptr = SendPtr(dst.as_mut_ptr());
         let run = |t: usize| {
             // Panel pairs split evenly; thread t takes panels [p0, p1).
             let pairs = n_panels.div_ceil(2);
             let p0 = (pairs * t / threads * 2).min(n_panels);
             let p1 = (pairs * (t + 1) / threads * 2).min(n_panels);
-            // SAFETY: threads write disjoint output columns of `dst`, which outlives them.
-            unsafe { self.compute_panels(x, rows, dst_ptr.get(), p0, p1) };
+            let dst = dst_ptr.get();
+            // SAFETY: threads write disjoint output columns of `dst`, which outlives them;
+            // the kernels run only where `Isa::detect` found their instructions.
+            unsafe {
+                match isa {
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx512 => x86::panels_avx512(self, &xp, &tiles, dst, p0, p1),
+                    #[cfg(target_arch = "x86_64")]
+                    Isa::Avx2 => x86::panels_avx2(self, &xp, &tiles, dst, p0, p1),
+                    Isa::Portable => self.panels_scalar(x, rows, dst, p0, p1),
+                }
+            }
         };
         if threads == 1 {
             run(0);
@@ -104,26 +125,10 @@ impl PackedWeight {
         }
     }
 
-    /// Output columns of panels `[p0, p1)` for every row.
+    /// Output columns of panels `[p0, p1)` for every row, without SIMD kernels.
     ///
     /// # Safety
     /// `dst` points to `rows × out_dim` floats; no other thread writes these columns.
-    unsafe fn compute_panels(&self, x: &[f32], rows: usize, dst: *mut f32, p0: usize, p1: usize) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx512f") {
-                return x86::panels_avx512(self, x, rows, dst, p0, p1);
-            }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
-                return x86::panels_avx2(self, x, rows, dst, p0, p1);
-            }
-        }
-        self.panels_scalar(x, rows, dst, p0, p1);
-    }
-
-    /// Portable version of [`PackedWeight::compute_panels`].
     unsafe fn panels_scalar(&self, x: &[f32], rows: usize, dst: *mut f32, p0: usize, p1: usize) {
         let k = self.in_dim;
         for p in p0..p1 {
@@ -181,6 +186,74 @@ impl CustomOp1 for PackedWeight {
         *shape.last_mut().expect("checked above") = self.out_dim;
         Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
+}
+
+/// The kernels this CPU can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Isa {
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    Portable,
+}
+
+impl Isa {
+    fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Portable
+    }
+
+    /// Rows one kernel call multiplies at once.
+    fn max_tile_rows(self) -> usize {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => 12,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => 6,
+            Isa::Portable => 1,
+        }
+    }
+}
+
+/// `(first row, rows)` of `ceil(rows / max)` tiles of near-equal size (64 rows in tiles
+/// of at most 12: 11, 11, 11, 11, 10, 10, not five of 12 and one of 4).
+fn row_tiles(rows: usize, max: usize) -> Vec<(usize, usize)> {
+    let n = rows.div_ceil(max.max(1));
+    let mut tiles = Vec::with_capacity(n);
+    let mut r0 = 0;
+    for t in 0..n {
+        let len = rows / n + usize::from(t < rows % n);
+        tiles.push((r0, len));
+        r0 += len;
+    }
+    tiles
+}
+
+/// `x [rows, k]` with each tile `(r0, n)` rewritten input-major (`[k, n]`, at `r0 × k`),
+/// so that a kernel reads the tile's inputs for one `k` from one place.
+fn pack_rows(x: &[f32], k: usize, tiles: &[(usize, usize)]) -> Vec<f32> {
+    let mut xp = vec![0f32; x.len()];
+    for &(r0, n) in tiles {
+        let src = &x[r0 * k..(r0 + n) * k];
+        let dst = &mut xp[r0 * k..(r0 + n) * k];
+        for (r, row) in src.chunks_exact(k).enumerate() {
+            for (kk, &v) in row.iter().enumerate() {
+                dst[kk * n + r] = v;
+            }
+        }
+    }
+    xp
 }
 
 #[derive(Clone, Copy)]
@@ -242,23 +315,59 @@ mod x86 {
         _mm512_mask_storeu_ps(dst.add(o0), mask, _mm512_add_ps(acc, bias));
     }
 
+    /// Prefetches, spread over the `k` steps of a tile, `lines` cache lines from `from`:
+    /// the share of the next panels this tile brings in while it works on its own.
+    struct Prefetch {
+        from: *const i8,
+        lines: usize,
+    }
+
+    impl Prefetch {
+        /// The lines of panels `[p, p + n)` that tile `t` of `tiles` prefetches.
+        unsafe fn share(w: &PackedWeight, p: usize, n: usize, t: usize, tiles: usize) -> Self {
+            let k = w.in_dim;
+            let total = n * k;
+            let first = total * t / tiles;
+            let last = total * (t + 1) / tiles;
+            Prefetch {
+                from: w.panels.as_ptr().add(p * k * PANEL + first * PANEL) as *const i8,
+                lines: last - first,
+            }
+        }
+    }
+
+    macro_rules! prefetch_step {
+        ($pf:expr, $line:ident, $owed:ident, $k:expr) => {
+            $owed += $pf.lines;
+            while $owed >= $k {
+                _mm_prefetch::<_MM_HINT_T0>($line);
+                $line = $line.wrapping_add(64);
+                $owed -= $k;
+            }
+        };
+    }
+
     #[target_feature(enable = "avx512f")]
     unsafe fn tile512_pair<const R: usize>(
         w: &PackedWeight,
         x: *const f32,
         dst: *mut f32,
         p: usize,
+        pf: Prefetch,
     ) {
         let k = w.in_dim;
         let w0 = w.panels.as_ptr().add(p * k * PANEL);
         let w1 = w0.add(k * PANEL);
         let mut acc0 = [_mm512_setzero_ps(); R];
         let mut acc1 = [_mm512_setzero_ps(); R];
+        let (mut line, mut owed) = (pf.from, 0usize);
         for kk in 0..k {
+            prefetch_step!(pf, line, owed, k);
             let a = _mm512_loadu_ps(w0.add(kk * PANEL));
             let b = _mm512_loadu_ps(w1.add(kk * PANEL));
+            let xk = x.add(kk * R);
             for r in 0..R {
-                let xv = _mm512_set1_ps(*x.add(r * k + kk));
+                let xv = _mm512_set1_ps(*xk.add(r));
                 acc0[r] = _mm512_fmadd_ps(xv, a, acc0[r]);
                 acc1[r] = _mm512_fmadd_ps(xv, b, acc1[r]);
             }
@@ -276,14 +385,18 @@ mod x86 {
         x: *const f32,
         dst: *mut f32,
         p: usize,
+        pf: Prefetch,
     ) {
         let k = w.in_dim;
         let w0 = w.panels.as_ptr().add(p * k * PANEL);
         let mut acc = [_mm512_setzero_ps(); R];
+        let (mut line, mut owed) = (pf.from, 0usize);
         for kk in 0..k {
+            prefetch_step!(pf, line, owed, k);
             let a = _mm512_loadu_ps(w0.add(kk * PANEL));
+            let xk = x.add(kk * R);
             for r in 0..R {
-                let xv = _mm512_set1_ps(*x.add(r * k + kk));
+                let xv = _mm512_set1_ps(*xk.add(r));
                 acc[r] = _mm512_fmadd_ps(xv, a, acc[r]);
             }
         }
@@ -292,11 +405,12 @@ mod x86 {
         }
     }
 
+    /// Panels `[p0, p1)`, two at a time, for every tile of the tile-packed rows `xp`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn panels_avx512(
         w: &PackedWeight,
-        x: &[f32],
-        rows: usize,
+        xp: &[f32],
+        tiles: &[(usize, usize)],
         dst: *mut f32,
         p0: usize,
         p1: usize,
@@ -304,34 +418,42 @@ mod x86 {
         let k = w.in_dim;
         let mut p = p0;
         while p < p1 {
-            let pair = p + 1 < p1;
-            let mut r = 0;
-            while r < rows {
-                let n = (rows - r).min(R512);
-                let xr = x.as_ptr().add(r * k);
-                let dr = dst.add(r * w.out_dim);
-                if pair {
-                    by_rows!(R512, n, tile512_pair, w, xr, dr, p);
+            let step = if p + 1 < p1 { 2 } else { 1 };
+            let next = (p1 - (p + step)).min(2);
+            for (t, &(r0, n)) in tiles.iter().enumerate() {
+                let xr = xp.as_ptr().add(r0 * k);
+                let dr = dst.add(r0 * w.out_dim);
+                let pf = Prefetch::share(w, p + step, next, t, tiles.len());
+                if step == 2 {
+                    by_rows!(R512, n, tile512_pair, w, xr, dr, p, pf);
                 } else {
-                    by_rows!(R512, n, tile512_single, w, xr, dr, p);
+                    by_rows!(R512, n, tile512_single, w, xr, dr, p, pf);
                 }
-                r += n;
             }
-            p += if pair { 2 } else { 1 };
+            p += step;
         }
     }
 
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile256<const R: usize>(w: &PackedWeight, x: *const f32, dst: *mut f32, p: usize) {
+    unsafe fn tile256<const R: usize>(
+        w: &PackedWeight,
+        x: *const f32,
+        dst: *mut f32,
+        p: usize,
+        pf: Prefetch,
+    ) {
         let k = w.in_dim;
         let w0 = w.panels.as_ptr().add(p * k * PANEL);
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
+        let (mut line, mut owed) = (pf.from, 0usize);
         for kk in 0..k {
+            prefetch_step!(pf, line, owed, k);
             let a = _mm256_loadu_ps(w0.add(kk * PANEL));
             let b = _mm256_loadu_ps(w0.add(kk * PANEL + 8));
+            let xk = x.add(kk * R);
             for r in 0..R {
-                let xv = _mm256_broadcast_ss(&*x.add(r * k + kk));
+                let xv = _mm256_broadcast_ss(&*xk.add(r));
                 lo[r] = _mm256_fmadd_ps(xv, a, lo[r]);
                 hi[r] = _mm256_fmadd_ps(xv, b, hi[r]);
             }
@@ -349,24 +471,24 @@ mod x86 {
         }
     }
 
+    /// Panels `[p0, p1)`, one at a time, for every tile of the tile-packed rows `xp`.
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn panels_avx2(
         w: &PackedWeight,
-        x: &[f32],
-        rows: usize,
+        xp: &[f32],
+        tiles: &[(usize, usize)],
         dst: *mut f32,
         p0: usize,
         p1: usize,
     ) {
         let k = w.in_dim;
         for p in p0..p1 {
-            let mut r = 0;
-            while r < rows {
-                let n = (rows - r).min(R256);
-                let xr = x.as_ptr().add(r * k);
-                let dr = dst.add(r * w.out_dim);
-                by_rows!(R256, n, tile256, w, xr, dr, p);
-                r += n;
+            let next = usize::from(p + 1 < p1);
+            for (t, &(r0, n)) in tiles.iter().enumerate() {
+                let xr = xp.as_ptr().add(r0 * k);
+                let dr = dst.add(r0 * w.out_dim);
+                let pf = Prefetch::share(w, p + 1, next, t, tiles.len());
+                by_rows!(R256, n, tile256, w, xr, dr, p, pf);
             }
         }
     }
@@ -413,6 +535,7 @@ mod tests {
             (13, 40, 33),
             (25, 70, 64),
             (64, 1000, 512),
+            (30, 2100, 300),
         ] {
             let w = data(out * k, 1 + out as u64);
             let b = data(out, 7);
@@ -433,10 +556,17 @@ mod tests {
             assert_eq!(row, w[(out - 1) * k..]);
             // Every kernel the machine has agrees with the portable one.
             let mut portable = vec![0f32; rows * out];
-            let n_panels = out.div_ceil(PANEL);
-            unsafe { packed.panels_scalar(&x, rows, portable.as_mut_ptr(), 0, n_panels) };
+            packed.compute_with(Isa::Portable, &x, rows, &mut portable);
             for (a, e) in y.iter().zip(&portable) {
                 assert!((a - e).abs() < 1e-5, "{rows}×{out}×{k}: {a} vs {e}");
+            }
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                let mut avx2 = vec![0f32; rows * out];
+                packed.compute_with(Isa::Avx2, &x, rows, &mut avx2);
+                assert_eq!(avx2, portable, "{rows}×{out}×{k}");
             }
         }
     }
