@@ -9,7 +9,9 @@ use crate::decode::processors::exp_nonpositive;
 use crate::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
 use crate::engine::packed::PackedWeight;
 use crate::{Error, Result};
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, InplaceOp1, Layout, Module, Shape, Tensor, D,
+};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 use std::path::Path;
@@ -792,12 +794,13 @@ impl MarianDecoding<'_> {
     /// position and returns views of all positions so far.
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let pos = self.pos;
+        let rows = k.dim(0)?;
         let cache = match self.cache[layer].take() {
             Some(c) if pos < c.k.dim(2)? => c,
             old => {
                 // Doubling keeps the copies (and what a reorder moves) within 2× the
                 // filled part.
-                let (rows, heads, _, hd) = k.dims4()?;
+                let (_, heads, _, hd) = k.dims4()?;
                 let cap = match &old {
                     Some(c) => c.k.dim(2)? * 2,
                     None => 16,
@@ -808,20 +811,73 @@ impl MarianDecoding<'_> {
                     v: zeros()?,
                 };
                 if let Some(c) = old {
-                    grown.k.slice_set(&c.k, 2, 0)?;
-                    grown.v.slice_set(&c.v, 2, 0)?;
+                    grown.k.slice_set(&c.k.narrow(0, 0, rows)?, 2, 0)?;
+                    grown.v.slice_set(&c.v.narrow(0, 0, rows)?, 2, 0)?;
                 }
                 grown
             }
         };
-        cache.k.slice_set(&k.contiguous()?, 2, pos)?;
-        cache.v.slice_set(&v.contiguous()?, 2, pos)?;
-        let out = (
-            cache.k.narrow(2, 0, pos + 1)?,
-            cache.v.narrow(2, 0, pos + 1)?,
-        );
+        // The buffers may hold more rows than are live (rows that left the batch).
+        let (kb, vb) = (cache.k.narrow(0, 0, rows)?, cache.v.narrow(0, 0, rows)?);
+        kb.slice_set(&k.contiguous()?, 2, pos)?;
+        vb.slice_set(&v.contiguous()?, 2, pos)?;
+        let out = (kb.narrow(2, 0, pos + 1)?, vb.narrow(2, 0, pos + 1)?);
         self.cache[layer] = Some(cache);
         Ok(out)
+    }
+}
+
+/// Rearranges the rows of a self-attention cache `[buffer rows, heads, capacity, hd]` in
+/// place: row `i` becomes old row `rows[i]`, for the first `filled` positions only, and
+/// rows that keep their place are not touched (beams mostly do).
+struct ReorderRows<'a> {
+    rows: &'a [u32],
+    filled: usize,
+}
+
+impl InplaceOp1 for ReorderRows<'_> {
+    fn name(&self) -> &'static str {
+        "marian-reorder-rows"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or(candle_core::Error::RequiresContiguous { op: "reorder-rows" })?;
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("reorder-rows: f32 only");
+        };
+        let data = &mut data[start..end];
+        let (buffer_rows, heads, cap, hd) = layout.shape().dims4()?;
+        if self.rows.len() > buffer_rows
+            || self.filled > cap
+            || self.rows.iter().any(|&r| r as usize >= buffer_rows)
+        {
+            candle_core::bail!("reorder-rows: {:?} of {buffer_rows} rows", self.rows);
+        }
+        let (row_len, head_len, seg) = (heads * cap * hd, cap * hd, self.filled * hd);
+        let moved: Vec<(usize, usize)> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|&(i, &r)| r as usize != i)
+            .map(|(i, &r)| (i, r as usize))
+            .collect();
+        // Sources first, then destinations: a destination may be another's source.
+        let mut held = Vec::with_capacity(moved.len() * heads * seg);
+        for &(_, from) in &moved {
+            for h in 0..heads {
+                let at = from * row_len + h * head_len;
+                held.extend_from_slice(&data[at..at + seg]);
+            }
+        }
+        for (chunk, &(to, _)) in held.chunks_exact(heads * seg.max(1)).zip(&moved) {
+            for (h, part) in chunk.chunks_exact(seg.max(1)).enumerate() {
+                let at = to * row_len + h * head_len;
+                data[at..at + part.len()].copy_from_slice(part);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -861,9 +917,22 @@ impl StepModel for MarianDecoding<'_> {
             .collect::<Result<Vec<u32>>>()?;
         let dev = &self.model.device;
         let idx = Tensor::from_vec(rows.to_vec(), rows.len(), dev)?;
+        let live = self.row_source.len();
         for entry in self.cache.iter_mut().flatten() {
-            entry.k = entry.k.index_select(&idx, 0)?;
-            entry.v = entry.v.index_select(&idx, 0)?;
+            let in_place = entry.k.device().is_cpu()
+                && entry.k.dtype() == DType::F32
+                && rows.len() <= entry.k.dim(0)?;
+            if in_place {
+                let op = ReorderRows {
+                    rows,
+                    filled: self.pos,
+                };
+                entry.k.inplace_op1(&op)?;
+                entry.v.inplace_op1(&op)?;
+            } else {
+                entry.k = entry.k.narrow(0, 0, live)?.index_select(&idx, 0)?;
+                entry.v = entry.v.narrow(0, 0, live)?.index_select(&idx, 0)?;
+            }
         }
         let sources = group_sources(&row_source);
         if sources != self.sources {
@@ -1028,6 +1097,36 @@ mod tests {
         let mut cfg = tiny_config();
         cfg.eos_token_id = 10;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn reorder_rows_in_place_moves_only_filled_positions() {
+        // 3 rows × 2 heads × capacity 3 × hd 2; value = 100·row + 10·head + position.
+        let data: Vec<f32> = (0..3 * 2 * 3 * 2)
+            .map(|i| {
+                let (row, head, pos) = (i / 12, (i / 6) % 2, (i / 2) % 3);
+                (100 * row + 10 * head + pos) as f32
+            })
+            .collect();
+        let t = Tensor::from_vec(data, (3, 2, 3, 2), &Device::Cpu).unwrap();
+        t.inplace_op1(&ReorderRows {
+            rows: &[2, 2, 0],
+            filled: 2,
+        })
+        .unwrap();
+        let got: Vec<Vec<Vec<Vec<f32>>>> = (0..3)
+            .map(|r| t.get(r).unwrap().to_vec3::<f32>().unwrap())
+            .collect();
+        for (row, from) in [(0usize, 2usize), (1, 2), (2, 0)] {
+            for head in 0..2 {
+                for pos in 0..3 {
+                    // Unfilled positions keep what they had.
+                    let src = if pos < 2 { from } else { row };
+                    let want = (100 * src + 10 * head + pos) as f32;
+                    assert_eq!(got[row][head][pos], vec![want; 2], "{row} {head} {pos}");
+                }
+            }
+        }
     }
 
     #[test]
