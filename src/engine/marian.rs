@@ -705,8 +705,10 @@ impl MarianModel {
     /// Encodes a padded batch and returns a decoder state positioned before the first
     /// target token, one row per source.
     pub fn start(&self, src: &Tensor, src_mask: &Tensor) -> Result<MarianDecoding<'_>> {
-        let enc = self.encode(src, src_mask)?;
-        let cross = self.cross_kv(&enc, src_mask)?;
+        let cross = on_pool(&self.device, || {
+            let enc = self.encode(src, src_mask)?;
+            self.cross_kv(&enc, src_mask)
+        })?;
         let n = src.dim(0)?;
         Ok(MarianDecoding {
             model: self,
@@ -881,8 +883,30 @@ impl InplaceOp1 for ReorderRows<'_> {
     }
 }
 
+/// Runs `f` on a thread of rayon's pool when the model computes on the CPU, so that the
+/// parallel operations inside it (candle's and the packed products, dozens per decoder
+/// step) start from a pool thread rather than each handing its work over to the pool
+/// and putting the caller to sleep until it is done.
+fn on_pool<T: Send>(device: &Device, f: impl FnOnce() -> T + Send) -> T {
+    if device.is_cpu() && rayon::current_thread_index().is_none() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
 impl StepModel for MarianDecoding<'_> {
     fn step(&mut self, last_tokens: &[u32]) -> Result<Tensor> {
+        on_pool(&self.model.device, || self.step_here(last_tokens))
+    }
+
+    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        self.reorder_here(rows)
+    }
+}
+
+impl MarianDecoding<'_> {
+    fn step_here(&mut self, last_tokens: &[u32]) -> Result<Tensor> {
         let model = self.model;
         let rows = last_tokens.len();
         if rows != self.row_source.len() {
@@ -906,7 +930,7 @@ impl StepModel for MarianDecoding<'_> {
         Ok(model.logits(&xs)?.squeeze(1)?)
     }
 
-    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+    fn reorder_here(&mut self, rows: &[u32]) -> Result<()> {
         let row_source = rows
             .iter()
             .map(|&r| {
