@@ -506,6 +506,39 @@ impl DecoderLayer {
     }
 }
 
+/// A token embedding table: its own tensor, or the packed output projection it is tied
+/// to (transposed in memory, rows read with a stride).
+#[derive(Debug, Clone)]
+enum Table {
+    Tensor(Embedding),
+    Packed(PackedWeight),
+}
+
+impl Table {
+    /// `ids [b, t]` → `[b, t, d]`.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Table::Tensor(e) => Ok(e.forward(ids)?),
+            Table::Packed(p) => {
+                let (b, t) = ids.dims2()?;
+                let d = p.in_dim();
+                let ids: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+                let mut out = vec![0f32; ids.len() * d];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d)) {
+                    if id as usize >= p.out_dim() {
+                        return Err(Error::Model(format!(
+                            "token {id} outside the vocabulary of {}",
+                            p.out_dim()
+                        )));
+                    }
+                    p.row_into(id as usize, row);
+                }
+                Ok(Tensor::from_vec(out, (b, t, d), &Device::Cpu)?)
+            }
+        }
+    }
+}
+
 /// Cross-attention keys, values and padding mask for a batch of sources.
 #[derive(Debug, Clone)]
 struct CrossKv {
@@ -531,8 +564,8 @@ impl CrossKv {
 #[derive(Debug, Clone)]
 pub struct MarianModel {
     cfg: MarianConfig,
-    enc_embed: Embedding,
-    dec_embed: Embedding,
+    enc_embed: Table,
+    dec_embed: Table,
     positions: Tensor,
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
@@ -591,6 +624,27 @@ impl MarianModel {
             Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
         };
         let lm_head = Proj::new(Linear::new(lm_head, Some(logits_bias.flatten_all()?)))?;
+        // A table tied to a packed output projection is read from the packed copy, so
+        // that the model holds it once.
+        let (enc_embed, dec_embed) = {
+            // Owned here, so that tables the packed copy replaces are freed before the
+            // layers load.
+            let (enc_table, dec_table) = (enc_table, dec_table);
+            match &lm_head {
+                Proj::Packed(p) if cfg.tie_word_embeddings => {
+                    let enc = if cfg.share_encoder_decoder_embeddings {
+                        Table::Packed(p.clone())
+                    } else {
+                        Table::Tensor(Embedding::new(enc_table, d))
+                    };
+                    (enc, Table::Packed(p.clone()))
+                }
+                _ => (
+                    Table::Tensor(Embedding::new(enc_table, d)),
+                    Table::Tensor(Embedding::new(dec_table, d)),
+                ),
+            }
+        };
         let encoder = (0..cfg.encoder_layers)
             .map(|i| EncoderLayer::load(&m.pp(format!("encoder.layers.{i}")), cfg, act))
             .collect::<Result<Vec<_>>>()?;
@@ -601,8 +655,8 @@ impl MarianModel {
             sinusoidal_positions(cfg.max_position_embeddings, d, vb.dtype(), vb.device())?;
         Ok(MarianModel {
             cfg: cfg.clone(),
-            enc_embed: Embedding::new(enc_table, d),
-            dec_embed: Embedding::new(dec_table, d),
+            enc_embed,
+            dec_embed,
             positions,
             embed_scale: if cfg.scale_embedding {
                 (d as f64).sqrt()
@@ -643,7 +697,7 @@ impl MarianModel {
         &self.device
     }
 
-    fn embed(&self, table: &Embedding, ids: &Tensor, start: usize) -> Result<Tensor> {
+    fn embed(&self, table: &Table, ids: &Tensor, start: usize) -> Result<Tensor> {
         let t = ids.dim(1)?;
         if start + t > self.cfg.max_position_embeddings {
             return Err(Error::Unsupported(format!(
@@ -652,7 +706,7 @@ impl MarianModel {
                 self.cfg.max_position_embeddings
             )));
         }
-        let x = (table.forward(ids)? * self.embed_scale)?;
+        let x = (table.lookup(ids)? * self.embed_scale)?;
         let pos = self.positions.narrow(0, start, t)?.unsqueeze(0)?;
         Ok(x.broadcast_add(&pos)?)
     }

@@ -8,7 +8,7 @@
 //! it, with AVX-512 (or AVX2 + FMA) kernels picked at run time. Each output is
 //! `bias + Σ_k x[k]·w[k]`, summed in input order with fused multiply-adds.
 
-use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor};
 use std::sync::Arc;
 
 /// Outputs per panel: one AVX-512 register of f32.
@@ -28,13 +28,24 @@ impl PackedWeight {
     /// Packs a contiguous-or-not f32 CPU weight `[out, in]` and bias `[out]`.
     pub fn new(weight: &Tensor, bias: Option<&Tensor>) -> candle_core::Result<Self> {
         let (out_dim, in_dim) = weight.dims2()?;
-        let w: Vec<Vec<f32>> = weight.to_dtype(DType::F32)?.to_vec2()?;
+        let weight = weight.to_dtype(DType::F32)?.contiguous()?;
         let n_panels = out_dim.div_ceil(PANEL);
         let mut panels = vec![0f32; n_panels * in_dim * PANEL];
-        for (o, row) in w.iter().enumerate() {
-            let base = (o / PANEL) * in_dim * PANEL + o % PANEL;
-            for (k, &x) in row.iter().enumerate() {
-                panels[base + k * PANEL] = x;
+        let mut pack = |w: &[f32]| {
+            for (o, row) in w.chunks_exact(in_dim.max(1)).enumerate() {
+                let base = (o / PANEL) * in_dim * PANEL + o % PANEL;
+                for (k, &x) in row.iter().enumerate() {
+                    panels[base + k * PANEL] = x;
+                }
+            }
+        };
+        // Read in place: a copy of a 62,518 × 512 table would raise the peak memory.
+        let (storage, layout) = weight.storage_and_layout();
+        match (&*storage, layout.contiguous_offsets()) {
+            (Storage::Cpu(cpu), Some((start, end))) => pack(&cpu.as_slice::<f32>()?[start..end]),
+            _ => {
+                drop(storage);
+                pack(&weight.flatten_all()?.to_vec1::<f32>()?)
             }
         }
         let bias = match bias {
@@ -58,6 +69,11 @@ impl PackedWeight {
     /// Number of outputs.
     pub fn out_dim(&self) -> usize {
         self.out_dim
+    }
+
+    /// Number of inputs.
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
     }
 
     /// Row `o` of the original weight (an embedding lookup when the table is packed).
