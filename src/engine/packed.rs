@@ -15,13 +15,24 @@ use std::sync::Arc;
 const PANEL: usize = 16;
 
 /// A weight `[out, in]` (and optional bias `[out]`) laid out in panels.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PackedWeight {
     /// `ceil(out / 16)` panels of `in × 16`, the last one padded with zeros.
     panels: Arc<Vec<f32>>,
     bias: Option<Arc<Vec<f32>>>,
     out_dim: usize,
     in_dim: usize,
+}
+
+impl std::fmt::Debug for PackedWeight {
+    /// The shape only: the panels of an output projection are 32M floats.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackedWeight")
+            .field("out_dim", &self.out_dim)
+            .field("in_dim", &self.in_dim)
+            .field("bias", &self.bias.is_some())
+            .finish()
+    }
 }
 
 impl PackedWeight {
