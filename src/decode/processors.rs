@@ -66,7 +66,9 @@ fn log_sum_exp_portable(scores: &[f32]) -> f32 {
 /// without calls or branches so that loops over it vectorize; `-inf` gives ~0.
 #[inline(always)]
 pub(crate) fn exp_nonpositive(x: f32) -> f32 {
-    // NaN becomes -87 and positives 0, so that the conversions below stay in range.
+    // NaN becomes -87 and positives 0, so that the conversions below stay in range
+    // (`clamp` would keep the NaN).
+    #[allow(clippy::manual_clamp)]
     let x = x.max(-87.0).min(0.0);
     let v = x * std::f32::consts::LOG2_E + 0.5;
     // SAFETY: v is in [-125, 0.5], where truncation to i32 is exact; the unchecked

@@ -1196,12 +1196,12 @@ mod tests {
             .map(|r| t.get(r).unwrap().to_vec3::<f32>().unwrap())
             .collect();
         for (row, from) in [(0usize, 2usize), (1, 2), (2, 0)] {
-            for head in 0..2 {
-                for pos in 0..3 {
+            for (head, positions) in got[row].iter().enumerate() {
+                for (pos, values) in positions.iter().enumerate() {
                     // Unfilled positions keep what they had.
                     let src = if pos < 2 { from } else { row };
                     let want = (100 * src + 10 * head + pos) as f32;
-                    assert_eq!(got[row][head][pos], vec![want; 2], "{row} {head} {pos}");
+                    assert_eq!(values, &vec![want; 2], "{row} {head} {pos}");
                 }
             }
         }

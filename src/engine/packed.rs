@@ -137,7 +137,7 @@ impl PackedWeight {
             // the kernels run only where `Isa::detect` found their instructions.
             unsafe {
                 match isa {
-                    #[cfg(target_arch = "x86_64")]
+                    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
                     Isa::Avx512 => x86::panels_avx512(self, &xp, &tiles, dst, p0, p1),
                     #[cfg(target_arch = "x86_64")]
                     Isa::Avx2 => x86::panels_avx2(self, &xp, &tiles, dst, p0, p1),
@@ -230,7 +230,7 @@ impl CustomOp1 for PackedWeight {
 /// The kernels this CPU can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Isa {
-    #[cfg(target_arch = "x86_64")]
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
     Avx512,
     #[cfg(target_arch = "x86_64")]
     Avx2,
@@ -241,6 +241,7 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
+            #[cfg(svodka_avx512)]
             if std::arch::is_x86_feature_detected!("avx512f") {
                 return Isa::Avx512;
             }
@@ -256,7 +257,7 @@ impl Isa {
     /// Rows one kernel call multiplies at once.
     fn max_tile_rows(self) -> usize {
         match self {
-            #[cfg(target_arch = "x86_64")]
+            #[cfg(all(target_arch = "x86_64", svodka_avx512))]
             Isa::Avx512 => 12,
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2 => 6,
@@ -312,6 +313,8 @@ mod x86 {
     use super::{PackedWeight, PANEL};
     use std::arch::x86_64::*;
 
+    #[cfg(svodka_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs
     /// Rows per AVX-512 tile: 2 panels × 12 rows = 24 accumulators of the 32 registers.
     const R512: usize = 12;
     /// Rows per AVX2 tile: 1 panel (2 registers) × 6 rows = 12 of the 16 registers.
@@ -337,6 +340,8 @@ mod x86 {
         };
     }
 
+    #[cfg(svodka_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs
     /// Stores one panel's accumulators: `dst[r, o0 + l] = acc[l] + bias[o0 + l]` for the
     /// panel's `lanes` valid outputs.
     #[inline(always)]
@@ -386,6 +391,8 @@ mod x86 {
         };
     }
 
+    #[cfg(svodka_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs
     #[target_feature(enable = "avx512f")]
     unsafe fn tile512_pair<const R: usize>(
         w: &PackedWeight,
@@ -418,6 +425,8 @@ mod x86 {
         }
     }
 
+    #[cfg(svodka_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs
     #[target_feature(enable = "avx512f")]
     unsafe fn tile512_single<const R: usize>(
         w: &PackedWeight,
@@ -434,16 +443,18 @@ mod x86 {
             prefetch_step!(pf, line, owed, k);
             let a = _mm512_loadu_ps(w0.add(kk * PANEL));
             let xk = x.add(kk * R);
-            for r in 0..R {
+            for (r, acc) in acc.iter_mut().enumerate() {
                 let xv = _mm512_set1_ps(*xk.add(r));
-                acc[r] = _mm512_fmadd_ps(xv, a, acc[r]);
+                *acc = _mm512_fmadd_ps(xv, a, *acc);
             }
         }
-        for r in 0..R {
-            store512(w, acc[r], dst.add(r * w.out_dim), p * PANEL);
+        for (r, &acc) in acc.iter().enumerate() {
+            store512(w, acc, dst.add(r * w.out_dim), p * PANEL);
         }
     }
 
+    #[cfg(svodka_avx512)]
+    #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs
     /// Panels `[p0, p1)`, two at a time, for every tile of the tile-packed rows `xp`.
     #[target_feature(enable = "avx512f")]
     pub(super) unsafe fn panels_avx512(
