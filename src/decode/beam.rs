@@ -8,12 +8,15 @@
 //! leave the batch. transformers starts every source with `beam_size` copies of the
 //! start row (all but one at -1e9); starting with one row is the same search.
 
-use super::processors::{log_softmax_in_place, process_row, top_k};
+use super::processors::{
+    banned_tokens, log_softmax_in_place, log_sum_exp, only_bans, process_row, top_k, top_k_slice,
+};
 use super::{
-    host_rows, normalized, par_rows, DecodeInput, DecodeOptions, EarlyStopping, Hypothesis,
+    normalized, par_rows, with_host_rows, DecodeInput, DecodeOptions, EarlyStopping, Hypothesis,
     StepModel,
 };
 use crate::Result;
+use std::cmp::Ordering;
 
 struct Beam {
     /// Decoder input so far, start token included.
@@ -110,17 +113,24 @@ pub(super) fn run<M: StepModel + ?Sized>(
     let mut generated = 0usize;
     loop {
         let rows = last.len();
-        let (mut flat, vocab) = host_rows(&model.step(&last)?, rows)?;
+        let logits = model.step(&last)?;
         generated += 1;
         let beams: Vec<&Beam> = open.iter().flat_map(|s| &s.beams).collect();
         // Each row's best continuations; a source's best are among its rows' best.
-        let row_best = par_rows(&mut flat, vocab, |r, scores| {
-            // transformers processes log-probabilities in beam search.
-            log_softmax_in_place(scores);
-            process_row(scores, &beams[r].history, generated - 1, opts);
-            let base = beams[r].logprob;
-            top_k(scores.iter().map(|&s| base + s), candidates)
-        });
+        let (row_best, vocab) = with_host_rows(&logits, rows, |flat, vocab| {
+            let best = par_rows(flat, vocab, |r, raw| {
+                let beam = beams[r];
+                row_candidates(
+                    raw,
+                    &beam.history,
+                    generated - 1,
+                    beam.logprob,
+                    candidates,
+                    opts,
+                )
+            });
+            Ok((best, vocab))
+        })?;
         drop(beams);
         let mut next_rows: Vec<u32> = Vec::with_capacity(rows);
         let mut next_last: Vec<u32> = Vec::with_capacity(rows);
@@ -203,6 +213,69 @@ pub(super) fn run<M: StepModel + ?Sized>(
             })
         })
         .collect())
+}
+
+/// The `n` best `(token, beam log-prob + token log-prob)` of one row of raw logits, as
+/// transformers ranks them: log-softmax, processors, then a top-k with ties in token
+/// order.
+fn row_candidates(
+    raw: &[f32],
+    history: &[u32],
+    generated: usize,
+    base: f32,
+    n: usize,
+    opts: &DecodeOptions,
+) -> Vec<(usize, f32)> {
+    if only_bans(opts) {
+        if let Some(best) = shifted_candidates(raw, history, generated, base, n, opts) {
+            return best;
+        }
+    }
+    let mut scores = raw.to_vec();
+    // transformers processes log-probabilities in beam search.
+    log_softmax_in_place(&mut scores);
+    process_row(&mut scores, history, generated, opts);
+    top_k(scores.iter().map(|&s| base + s), n)
+}
+
+/// [`row_candidates`] when the processors only ban tokens: log-softmax is a shift of the
+/// row, so the best raw scores are the best log-probabilities and only they are shifted,
+/// with the same arithmetic. `None` when the shift could merge the `n`-th and the next
+/// candidate into a tie (which token order would then break), or the row is degenerate.
+fn shifted_candidates(
+    raw: &[f32],
+    history: &[u32],
+    generated: usize,
+    base: f32,
+    n: usize,
+    opts: &DecodeOptions,
+) -> Option<Vec<(usize, f32)>> {
+    if n == 0 {
+        return None;
+    }
+    let lse = log_sum_exp(raw);
+    if !lse.is_finite() {
+        return None;
+    }
+    let mut banned = banned_tokens(history, generated, opts);
+    banned.sort_unstable();
+    banned.dedup();
+    let mut best: Vec<(usize, f32)> = top_k_slice(raw, n + 1 + banned.len())
+        .into_iter()
+        .filter(|&(i, _)| u32::try_from(i).map_or(true, |t| banned.binary_search(&t).is_err()))
+        .take(n + 1)
+        .map(|(i, s)| (i, base + (s - lse)))
+        .collect();
+    if best.len() <= n || best[n].1 >= best[n - 1].1 {
+        return None;
+    }
+    best.truncate(n);
+    best.sort_by(|a, b| {
+        b.1.partial_cmp(&a.1)
+            .unwrap_or(Ordering::Equal)
+            .then(a.0.cmp(&b.0))
+    });
+    Some(best)
 }
 
 #[cfg(test)]
@@ -331,5 +404,41 @@ mod tests {
         let out = generate(&mut m, &input(vec![5]), &o).unwrap();
         assert_eq!(out[0].tokens, vec![1]);
         assert!(out[0].ended);
+    }
+
+    #[test]
+    fn shifted_candidates_match_the_full_log_softmax() {
+        use super::super::processors::{log_softmax_in_place, process_row, top_k};
+        use super::{row_candidates, shifted_candidates};
+        let opts = DecodeOptions {
+            beam_size: 3,
+            suppress_tokens: vec![2],
+            eos_token_ids: vec![0],
+            min_length: 2,
+            no_repeat_ngram_size: 2,
+            ..DecodeOptions::default()
+        };
+        let history = [4u32, 1, 5, 1];
+        let mut fast = 0;
+        for seed in 1..300u32 {
+            // Few distinct values, so that ties (also after the shift) are common.
+            let raw: Vec<f32> = (0..70u32)
+                .map(|i| (i.wrapping_mul(seed).wrapping_mul(7919) % 13) as f32 * 0.37 - 3.0)
+                .collect();
+            for generated in [0, 3] {
+                for base in [0.0, -1.25, -7.3] {
+                    let mut s = raw.clone();
+                    log_softmax_in_place(&mut s);
+                    process_row(&mut s, &history, generated, &opts);
+                    let want = top_k(s.iter().map(|&x| base + x), 6);
+                    let got = row_candidates(&raw, &history, generated, base, 6, &opts);
+                    assert_eq!(got, want, "seed {seed} generated {generated} base {base}");
+                    fast += usize::from(
+                        shifted_candidates(&raw, &history, generated, base, 6, &opts).is_some(),
+                    );
+                }
+            }
+        }
+        assert!(fast > 100, "the shortcut ran {fast} times");
     }
 }

@@ -1,7 +1,9 @@
 //! Greedy decoding: each row takes its best token; finished rows leave the batch.
 
-use super::processors::{log_sum_exp, process_row};
-use super::{host_rows, normalized, par_rows, DecodeInput, DecodeOptions, Hypothesis, StepModel};
+use super::processors::{banned_tokens, log_sum_exp, only_bans, process_row, top_k_slice};
+use super::{
+    normalized, par_rows, with_host_rows, DecodeInput, DecodeOptions, Hypothesis, StepModel,
+};
 use crate::Result;
 
 struct Row {
@@ -32,16 +34,12 @@ pub(super) fn run<M: StepModel + ?Sized>(
     while !rows.is_empty() {
         let live = rows.len();
         let logits = model.step(&last)?;
-        let (mut flat, vocab) = host_rows(&logits, live)?;
-        let choices = par_rows(&mut flat, vocab, |i, scores| {
-            let history = &rows[i].history;
-            let lse = log_sum_exp(scores);
-            let raw = scores.to_vec();
-            // transformers processes the raw logits in greedy search.
-            process_row(scores, history, history.len() - 1, opts);
-            let token = argmax(scores);
-            (token as u32, raw[token] - lse)
-        });
+        let choices = with_host_rows(&logits, live, |flat, vocab| {
+            Ok(par_rows(flat, vocab, |i, raw| {
+                let history = &rows[i].history;
+                choose(raw, history, history.len() - 1, opts)
+            }))
+        })?;
         let mut keep: Vec<u32> = Vec::with_capacity(rows.len());
         let mut still: Vec<Row> = Vec::with_capacity(rows.len());
         for (i, (mut row, (token, logprob))) in rows.drain(..).zip(choices).enumerate() {
@@ -87,6 +85,31 @@ pub(super) fn run<M: StepModel + ?Sized>(
             })
         })
         .collect())
+}
+
+/// The token greedy search takes after `history` and its log-probability under the
+/// model (before the processors, as transformers scores it).
+fn choose(raw: &[f32], history: &[u32], generated: usize, opts: &DecodeOptions) -> (u32, f32) {
+    let lse = log_sum_exp(raw);
+    if only_bans(opts) && lse.is_finite() {
+        // The processors only ban tokens, so the best unbanned raw score is the choice.
+        let mut banned = banned_tokens(history, generated, opts);
+        banned.sort_unstable();
+        banned.dedup();
+        let best = top_k_slice(raw, 1 + banned.len())
+            .into_iter()
+            .find(|&(i, _)| u32::try_from(i).map_or(true, |t| banned.binary_search(&t).is_err()));
+        if let Some((token, s)) = best {
+            if s > f32::NEG_INFINITY {
+                return (token as u32, s - lse);
+            }
+        }
+    }
+    let mut scores = raw.to_vec();
+    // transformers processes the raw logits in greedy search.
+    process_row(&mut scores, history, generated, opts);
+    let token = argmax(&scores);
+    (token as u32, raw[token] - lse)
 }
 
 /// First index of the maximum (torch.argmax's choice among ties).
@@ -217,5 +240,34 @@ mod tests {
         // ln .5 = -0.69 → ×1.5 = -1.04 < ln .44 = -0.82: 1 then 2, then both penalized:
         // 1 → -1.04, 2 → -1.23 → 1 (eos: ln .05 = -3.0).
         assert_eq!(penalized[0].tokens, vec![1, 2, 1]);
+    }
+
+    #[test]
+    fn choice_matches_processing_the_whole_row() {
+        use super::super::processors::{log_sum_exp, process_row};
+        use super::{argmax, choose};
+        for (repetition_penalty, renormalize_logits) in [(1.0, false), (1.3, false), (1.0, true)] {
+            let o = DecodeOptions {
+                suppress_tokens: vec![2],
+                min_length: 2,
+                no_repeat_ngram_size: 2,
+                repetition_penalty,
+                renormalize_logits,
+                ..opts()
+            };
+            let history = [3u32, 1, 5, 1];
+            for seed in 1..200u32 {
+                let raw: Vec<f32> = (0..40u32)
+                    .map(|i| (i.wrapping_mul(seed).wrapping_mul(7919) % 7) as f32 * 0.5 - 1.0)
+                    .collect();
+                for generated in [0, 3] {
+                    let mut s = raw.clone();
+                    process_row(&mut s, &history, generated, &o);
+                    let t = argmax(&s);
+                    let want = (t as u32, raw[t] - log_sum_exp(&raw));
+                    assert_eq!(choose(&raw, &history, generated, &o), want, "seed {seed}");
+                }
+            }
+        }
     }
 }

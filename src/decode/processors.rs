@@ -6,13 +6,47 @@
 use super::DecodeOptions;
 
 /// `ln Σ exp(scores)`, computed stably; `-inf` for an empty or all `-inf` row.
+///
+/// The result does not depend on the instruction set: the AVX2 build of the same loop
+/// only widens the registers, it does not reorder a single operation.
 pub fn log_sum_exp(scores: &[f32]) -> f32 {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { log_sum_exp_avx2(scores) };
+        }
+    }
+    log_sum_exp_portable(scores)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn log_sum_exp_avx2(scores: &[f32]) -> f32 {
+    log_sum_exp_portable(scores)
+}
+
+#[inline(always)]
+fn log_sum_exp_portable(scores: &[f32]) -> f32 {
+    // Eight running maxima, then eight independent sums, so that both loops vectorize;
+    // a vocabulary row is ~60k wide and this runs for every row at every step. The
+    // maximum is exact whatever the order.
+    let mut lanes = [f32::NEG_INFINITY; 8];
+    let mut chunks = scores.chunks_exact(8);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = m.max(x);
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return max;
     }
-    // Eight independent sums so that the loop vectorizes; a vocabulary row is ~60k wide
-    // and this runs for every row at every step.
     let mut acc = [0f32; 8];
     let mut chunks = scores.chunks_exact(8);
     for c in &mut chunks {
@@ -32,9 +66,14 @@ pub fn log_sum_exp(scores: &[f32]) -> f32 {
 /// without calls or branches so that loops over it vectorize; `-inf` gives ~0.
 #[inline(always)]
 pub(crate) fn exp_nonpositive(x: f32) -> f32 {
-    let x = x.max(-87.0);
+    // NaN becomes -87 and positives 0, so that the conversions below stay in range
+    // (`clamp` would keep the NaN).
+    #[allow(clippy::manual_clamp)]
+    let x = x.max(-87.0).min(0.0);
     let v = x * std::f32::consts::LOG2_E + 0.5;
-    let t = v as i32 as f32;
+    // SAFETY: v is in [-125, 0.5], where truncation to i32 is exact; the unchecked
+    // conversion vectorizes, `as` (which saturates) does not.
+    let t = unsafe { v.to_int_unchecked::<i32>() } as f32;
     // floor(v) for v ≤ 0.5: truncation rounds negatives up.
     let fx = if t > v { t - 1.0 } else { t };
     let r = x - fx * 0.693_359_4 + fx * 2.121_944_4e-4;
@@ -44,7 +83,8 @@ pub(crate) fn exp_nonpositive(x: f32) -> f32 {
         * r
         + 0.5;
     let y = p * z + r + 1.0;
-    y * f32::from_bits(((fx as i32 + 127) as u32) << 23)
+    // SAFETY: fx is an integer in [-126, 0].
+    y * f32::from_bits(((unsafe { fx.to_int_unchecked::<i32>() } + 127) as u32) << 23)
 }
 
 /// `scores ← scores − logsumexp(scores)`; a row of only `-inf` stays as it is.
@@ -135,15 +175,97 @@ pub fn top_k(scores: impl Iterator<Item = f32>, k: usize) -> Vec<(usize, f32)> {
         return best;
     }
     for (i, s) in scores.enumerate() {
-        let s = if s.is_nan() { f32::NEG_INFINITY } else { s };
-        if best.len() == k && s <= best[k - 1].1 {
-            continue;
-        }
-        let at = best.partition_point(|&(_, b)| b >= s);
-        best.insert(at, (i, s));
-        best.truncate(k);
+        offer(&mut best, k, i, s);
     }
     best
+}
+
+/// Whether [`process_row`] only bans tokens (sets them to `-inf`) under `opts`, so that
+/// the search can rank a row's raw scores and skip rewriting it.
+pub fn only_bans(opts: &DecodeOptions) -> bool {
+    opts.repetition_penalty == 1.0 && !opts.renormalize_logits
+}
+
+/// The tokens [`process_row`] sets to `-inf` (when [`only_bans`]), repeats allowed.
+pub fn banned_tokens(history: &[u32], generated: usize, opts: &DecodeOptions) -> Vec<u32> {
+    let mut banned = opts.suppress_tokens.clone();
+    if generated < opts.min_length {
+        banned.extend_from_slice(&opts.eos_token_ids);
+    }
+    let n = opts.no_repeat_ngram_size;
+    if n > 0 && history.len() >= n {
+        let prefix = &history[history.len() + 1 - n..];
+        for window in history.windows(n) {
+            if &window[..n - 1] == prefix {
+                banned.push(window[n - 1]);
+            }
+        }
+    }
+    banned
+}
+
+/// [`top_k`] over a slice, skipping 16-wide chunks whose maximum cannot enter the list
+/// (same result, a fraction of the comparisons on a vocabulary row).
+pub fn top_k_slice(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2.
+            return unsafe { top_k_slice_avx2(scores, k) };
+        }
+    }
+    top_k_slice_portable(scores, k)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn top_k_slice_avx2(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    top_k_slice_portable(scores, k)
+}
+
+#[inline(always)]
+fn top_k_slice_portable(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
+    const CHUNK: usize = 16;
+    let mut best: Vec<(usize, f32)> = Vec::with_capacity(k + 1);
+    if k == 0 {
+        return best;
+    }
+    let mut chunks = scores.chunks_exact(CHUNK);
+    let mut base = 0;
+    for c in &mut chunks {
+        if best.len() == k {
+            let mut m = [f32::NEG_INFINITY; 8];
+            for (i, slot) in m.iter_mut().enumerate() {
+                *slot = c[i].max(c[i + 8]);
+            }
+            // NaN counts as -inf, which f32::max already ignores.
+            let m = m.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+            if m <= best[k - 1].1 {
+                base += CHUNK;
+                continue;
+            }
+        }
+        for (j, &s) in c.iter().enumerate() {
+            offer(&mut best, k, base + j, s);
+        }
+        base += CHUNK;
+    }
+    for (j, &s) in chunks.remainder().iter().enumerate() {
+        offer(&mut best, k, base + j, s);
+    }
+    best
+}
+
+/// One step of [`top_k`]: inserts `(i, s)` if it ranks among the best `k`.
+#[inline(always)]
+fn offer(best: &mut Vec<(usize, f32)>, k: usize, i: usize, s: f32) {
+    let s = if s.is_nan() { f32::NEG_INFINITY } else { s };
+    if best.len() == k && s <= best[k - 1].1 {
+        return;
+    }
+    let at = best.partition_point(|&(_, b)| b >= s);
+    best.insert(at, (i, s));
+    best.truncate(k);
 }
 
 #[cfg(test)]
@@ -262,5 +384,48 @@ mod tests {
         let all = top_k(s.iter().copied(), 10);
         assert_eq!(all.len(), 6);
         assert_eq!(all[5], (4, NEG));
+    }
+
+    #[test]
+    fn top_k_slice_matches_top_k() {
+        for len in [0usize, 5, 16, 33, 200, 1000] {
+            for seed in 1..20u32 {
+                let mut row: Vec<f32> = (0..len as u32)
+                    .map(|i| (i.wrapping_mul(seed).wrapping_mul(2654435761) >> 7) as f32 % 97.0)
+                    .collect();
+                if len > 20 {
+                    row[3] = f32::NAN;
+                    row[len - 2] = NEG;
+                }
+                for k in [0, 1, 4, 9, 40] {
+                    assert_eq!(
+                        top_k_slice(&row, k),
+                        top_k(row.iter().copied(), k),
+                        "len {len} seed {seed} k {k}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn banned_tokens_are_what_process_row_bans() {
+        let opts = DecodeOptions {
+            suppress_tokens: vec![4],
+            eos_token_ids: vec![0],
+            min_length: 2,
+            no_repeat_ngram_size: 2,
+            ..DecodeOptions::default()
+        };
+        for generated in [0, 1, 2, 5] {
+            let mut s = vec![1.0; 6];
+            process_row(&mut s, &[5, 1, 2, 1, 3, 1], generated, &opts);
+            let mut want: Vec<u32> = (0..6u32).filter(|&t| s[t as usize] == NEG).collect();
+            let mut got = banned_tokens(&[5, 1, 2, 1, 3, 1], generated, &opts);
+            got.sort_unstable();
+            got.dedup();
+            want.sort_unstable();
+            assert_eq!(got, want, "generated {generated}");
+        }
     }
 }

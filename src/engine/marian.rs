@@ -7,8 +7,11 @@
 
 use crate::decode::processors::exp_nonpositive;
 use crate::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
+use crate::engine::packed::PackedWeight;
 use crate::{Error, Result};
-use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Module, Shape, Tensor, D};
+use candle_core::{
+    CpuStorage, CustomOp1, DType, Device, InplaceOp1, Layout, Module, Shape, Tensor, D,
+};
 use candle_nn::{Embedding, LayerNorm, Linear, VarBuilder};
 use serde::Deserialize;
 use std::path::Path;
@@ -280,8 +283,8 @@ fn layer_norm(vb: &VarBuilder, name: &str, dim: usize) -> Result<LayerNorm> {
 /// Self-attention with q, k, v fused into one projection.
 #[derive(Debug, Clone)]
 struct SelfAttention {
-    qkv: Linear,
-    out: Linear,
+    qkv: Proj,
+    out: Proj,
     heads: usize,
     head_dim: usize,
 }
@@ -291,10 +294,10 @@ impl SelfAttention {
         let q = linear(vb, "q_proj", d, d)?;
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
-        let qkv = fuse(&[&q, &k, &v])?;
+        let qkv = Proj::new(fuse(&[&q, &k, &v])?)?;
         Ok(SelfAttention {
             qkv,
-            out: linear(vb, "out_proj", d, d)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
             heads,
             head_dim: d / heads,
         })
@@ -321,6 +324,32 @@ impl SelfAttention {
     }
 }
 
+/// A linear layer: repacked for the CPU kernels of [`PackedWeight`] when its weights are
+/// f32 on the CPU, candle's matmul otherwise.
+#[derive(Debug, Clone)]
+enum Proj {
+    Candle(Linear),
+    Packed(PackedWeight),
+}
+
+impl Proj {
+    fn new(l: Linear) -> Result<Self> {
+        let w = l.weight();
+        Ok(if w.device().is_cpu() && w.dtype() == DType::F32 {
+            Proj::Packed(PackedWeight::new(w, l.bias())?)
+        } else {
+            Proj::Candle(l)
+        })
+    }
+
+    fn forward(&self, xs: &Tensor) -> candle_core::Result<Tensor> {
+        match self {
+            Proj::Candle(l) => l.forward(xs),
+            Proj::Packed(p) => p.forward(xs),
+        }
+    }
+}
+
 /// Concatenates linear layers along their outputs, so that one product computes all.
 fn fuse(parts: &[&Linear]) -> Result<Linear> {
     let ws: Vec<Tensor> = parts.iter().map(|l| l.weight().clone()).collect();
@@ -337,16 +366,16 @@ fn fuse(parts: &[&Linear]) -> Result<Linear> {
 
 #[derive(Debug, Clone)]
 struct FeedForward {
-    fc1: Linear,
-    fc2: Linear,
+    fc1: Proj,
+    fc2: Proj,
     act: Activation,
 }
 
 impl FeedForward {
     fn load(vb: &VarBuilder, d: usize, ffn: usize, act: Activation) -> Result<Self> {
         Ok(FeedForward {
-            fc1: linear(vb, "fc1", ffn, d)?,
-            fc2: linear(vb, "fc2", d, ffn)?,
+            fc1: Proj::new(linear(vb, "fc1", ffn, d)?)?,
+            fc2: Proj::new(linear(vb, "fc2", d, ffn)?)?,
             act,
         })
     }
@@ -387,9 +416,9 @@ impl EncoderLayer {
 /// Cross-attention: queries from the decoder, keys and values from the encoder output.
 #[derive(Debug, Clone)]
 struct CrossAttention {
-    q: Linear,
-    kv: Linear,
-    out: Linear,
+    q: Proj,
+    kv: Proj,
+    out: Proj,
     heads: usize,
     head_dim: usize,
 }
@@ -402,9 +431,9 @@ impl CrossAttention {
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
         Ok(CrossAttention {
-            q,
-            kv: fuse(&[&k, &v])?,
-            out: linear(vb, "out_proj", d, d)?,
+            q: Proj::new(q)?,
+            kv: Proj::new(fuse(&[&k, &v])?)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
             heads,
             head_dim,
         })
@@ -477,6 +506,39 @@ impl DecoderLayer {
     }
 }
 
+/// A token embedding table: its own tensor, or the packed output projection it is tied
+/// to (transposed in memory, rows read with a stride).
+#[derive(Debug, Clone)]
+enum Table {
+    Tensor(Embedding),
+    Packed(PackedWeight),
+}
+
+impl Table {
+    /// `ids [b, t]` → `[b, t, d]`.
+    fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
+        match self {
+            Table::Tensor(e) => Ok(e.forward(ids)?),
+            Table::Packed(p) => {
+                let (b, t) = ids.dims2()?;
+                let d = p.in_dim();
+                let ids: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+                let mut out = vec![0f32; ids.len() * d];
+                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d)) {
+                    if id as usize >= p.out_dim() {
+                        return Err(Error::Model(format!(
+                            "token {id} outside the vocabulary of {}",
+                            p.out_dim()
+                        )));
+                    }
+                    p.row_into(id as usize, row);
+                }
+                Ok(Tensor::from_vec(out, (b, t, d), &Device::Cpu)?)
+            }
+        }
+    }
+}
+
 /// Cross-attention keys, values and padding mask for a batch of sources.
 #[derive(Debug, Clone)]
 struct CrossKv {
@@ -502,14 +564,14 @@ impl CrossKv {
 #[derive(Debug, Clone)]
 pub struct MarianModel {
     cfg: MarianConfig,
-    enc_embed: Embedding,
-    dec_embed: Embedding,
+    enc_embed: Table,
+    dec_embed: Table,
     positions: Tensor,
     embed_scale: f64,
     encoder: Vec<EncoderLayer>,
     decoder: Vec<DecoderLayer>,
-    lm_head: Tensor,
-    logits_bias: Tensor,
+    /// Output projection with `final_logits_bias`.
+    lm_head: Proj,
     device: Device,
     dtype: DType,
 }
@@ -561,6 +623,28 @@ impl MarianModel {
         } else {
             Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
         };
+        let lm_head = Proj::new(Linear::new(lm_head, Some(logits_bias.flatten_all()?)))?;
+        // A table tied to a packed output projection is read from the packed copy, so
+        // that the model holds it once.
+        let (enc_embed, dec_embed) = {
+            // Owned here, so that tables the packed copy replaces are freed before the
+            // layers load.
+            let (enc_table, dec_table) = (enc_table, dec_table);
+            match &lm_head {
+                Proj::Packed(p) if cfg.tie_word_embeddings => {
+                    let enc = if cfg.share_encoder_decoder_embeddings {
+                        Table::Packed(p.clone())
+                    } else {
+                        Table::Tensor(Embedding::new(enc_table, d))
+                    };
+                    (enc, Table::Packed(p.clone()))
+                }
+                _ => (
+                    Table::Tensor(Embedding::new(enc_table, d)),
+                    Table::Tensor(Embedding::new(dec_table, d)),
+                ),
+            }
+        };
         let encoder = (0..cfg.encoder_layers)
             .map(|i| EncoderLayer::load(&m.pp(format!("encoder.layers.{i}")), cfg, act))
             .collect::<Result<Vec<_>>>()?;
@@ -571,8 +655,8 @@ impl MarianModel {
             sinusoidal_positions(cfg.max_position_embeddings, d, vb.dtype(), vb.device())?;
         Ok(MarianModel {
             cfg: cfg.clone(),
-            enc_embed: Embedding::new(enc_table, d),
-            dec_embed: Embedding::new(dec_table, d),
+            enc_embed,
+            dec_embed,
             positions,
             embed_scale: if cfg.scale_embedding {
                 (d as f64).sqrt()
@@ -582,7 +666,6 @@ impl MarianModel {
             encoder,
             decoder,
             lm_head,
-            logits_bias,
             device: vb.device().clone(),
             dtype: vb.dtype(),
         })
@@ -614,7 +697,7 @@ impl MarianModel {
         &self.device
     }
 
-    fn embed(&self, table: &Embedding, ids: &Tensor, start: usize) -> Result<Tensor> {
+    fn embed(&self, table: &Table, ids: &Tensor, start: usize) -> Result<Tensor> {
         let t = ids.dim(1)?;
         if start + t > self.cfg.max_position_embeddings {
             return Err(Error::Unsupported(format!(
@@ -623,7 +706,7 @@ impl MarianModel {
                 self.cfg.max_position_embeddings
             )));
         }
-        let x = (table.forward(ids)? * self.embed_scale)?;
+        let x = (table.lookup(ids)? * self.embed_scale)?;
         let pos = self.positions.narrow(0, start, t)?.unsqueeze(0)?;
         Ok(x.broadcast_add(&pos)?)
     }
@@ -655,11 +738,7 @@ impl MarianModel {
     }
 
     fn logits(&self, hidden: &Tensor) -> Result<Tensor> {
-        let (b, t, d) = hidden.dims3()?;
-        let logits = hidden.reshape((b * t, d))?.matmul(&self.lm_head.t()?)?;
-        Ok(logits
-            .broadcast_add(&self.logits_bias)?
-            .reshape((b, t, ()))?)
+        Ok(self.lm_head.forward(hidden)?)
     }
 
     /// Teacher-forced logits `[batch, tgt, vocab]` for decoder inputs `tgt` (start token
@@ -680,8 +759,10 @@ impl MarianModel {
     /// Encodes a padded batch and returns a decoder state positioned before the first
     /// target token, one row per source.
     pub fn start(&self, src: &Tensor, src_mask: &Tensor) -> Result<MarianDecoding<'_>> {
-        let enc = self.encode(src, src_mask)?;
-        let cross = self.cross_kv(&enc, src_mask)?;
+        let cross = on_pool(&self.device, || {
+            let enc = self.encode(src, src_mask)?;
+            self.cross_kv(&enc, src_mask)
+        })?;
         let n = src.dim(0)?;
         Ok(MarianDecoding {
             model: self,
@@ -769,12 +850,13 @@ impl MarianDecoding<'_> {
     /// position and returns views of all positions so far.
     fn append(&mut self, layer: usize, k: &Tensor, v: &Tensor) -> Result<(Tensor, Tensor)> {
         let pos = self.pos;
+        let rows = k.dim(0)?;
         let cache = match self.cache[layer].take() {
             Some(c) if pos < c.k.dim(2)? => c,
             old => {
                 // Doubling keeps the copies (and what a reorder moves) within 2× the
                 // filled part.
-                let (rows, heads, _, hd) = k.dims4()?;
+                let (_, heads, _, hd) = k.dims4()?;
                 let cap = match &old {
                     Some(c) => c.k.dim(2)? * 2,
                     None => 16,
@@ -785,25 +867,100 @@ impl MarianDecoding<'_> {
                     v: zeros()?,
                 };
                 if let Some(c) = old {
-                    grown.k.slice_set(&c.k, 2, 0)?;
-                    grown.v.slice_set(&c.v, 2, 0)?;
+                    grown.k.slice_set(&c.k.narrow(0, 0, rows)?, 2, 0)?;
+                    grown.v.slice_set(&c.v.narrow(0, 0, rows)?, 2, 0)?;
                 }
                 grown
             }
         };
-        cache.k.slice_set(&k.contiguous()?, 2, pos)?;
-        cache.v.slice_set(&v.contiguous()?, 2, pos)?;
-        let out = (
-            cache.k.narrow(2, 0, pos + 1)?,
-            cache.v.narrow(2, 0, pos + 1)?,
-        );
+        // The buffers may hold more rows than are live (rows that left the batch).
+        let (kb, vb) = (cache.k.narrow(0, 0, rows)?, cache.v.narrow(0, 0, rows)?);
+        kb.slice_set(&k.contiguous()?, 2, pos)?;
+        vb.slice_set(&v.contiguous()?, 2, pos)?;
+        let out = (kb.narrow(2, 0, pos + 1)?, vb.narrow(2, 0, pos + 1)?);
         self.cache[layer] = Some(cache);
         Ok(out)
     }
 }
 
+/// Rearranges the rows of a self-attention cache `[buffer rows, heads, capacity, hd]` in
+/// place: row `i` becomes old row `rows[i]`, for the first `filled` positions only, and
+/// rows that keep their place are not touched (beams mostly do).
+struct ReorderRows<'a> {
+    rows: &'a [u32],
+    filled: usize,
+}
+
+impl InplaceOp1 for ReorderRows<'_> {
+    fn name(&self) -> &'static str {
+        "marian-reorder-rows"
+    }
+
+    fn cpu_fwd(&self, storage: &mut CpuStorage, layout: &Layout) -> candle_core::Result<()> {
+        let (start, end) = layout
+            .contiguous_offsets()
+            .ok_or(candle_core::Error::RequiresContiguous { op: "reorder-rows" })?;
+        let CpuStorage::F32(data) = storage else {
+            candle_core::bail!("reorder-rows: f32 only");
+        };
+        let data = &mut data[start..end];
+        let (buffer_rows, heads, cap, hd) = layout.shape().dims4()?;
+        if self.rows.len() > buffer_rows
+            || self.filled > cap
+            || self.rows.iter().any(|&r| r as usize >= buffer_rows)
+        {
+            candle_core::bail!("reorder-rows: {:?} of {buffer_rows} rows", self.rows);
+        }
+        let (row_len, head_len, seg) = (heads * cap * hd, cap * hd, self.filled * hd);
+        let moved: Vec<(usize, usize)> = self
+            .rows
+            .iter()
+            .enumerate()
+            .filter(|&(i, &r)| r as usize != i)
+            .map(|(i, &r)| (i, r as usize))
+            .collect();
+        // Sources first, then destinations: a destination may be another's source.
+        let mut held = Vec::with_capacity(moved.len() * heads * seg);
+        for &(_, from) in &moved {
+            for h in 0..heads {
+                let at = from * row_len + h * head_len;
+                held.extend_from_slice(&data[at..at + seg]);
+            }
+        }
+        for (chunk, &(to, _)) in held.chunks_exact(heads * seg.max(1)).zip(&moved) {
+            for (h, part) in chunk.chunks_exact(seg.max(1)).enumerate() {
+                let at = to * row_len + h * head_len;
+                data[at..at + part.len()].copy_from_slice(part);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` on a thread of rayon's pool when the model computes on the CPU, so that the
+/// parallel operations inside it (candle's and the packed products, dozens per decoder
+/// step) start from a pool thread rather than each handing its work over to the pool
+/// and putting the caller to sleep until it is done.
+fn on_pool<T: Send>(device: &Device, f: impl FnOnce() -> T + Send) -> T {
+    if device.is_cpu() && rayon::current_thread_index().is_none() {
+        rayon::scope(|_| f())
+    } else {
+        f()
+    }
+}
+
 impl StepModel for MarianDecoding<'_> {
     fn step(&mut self, last_tokens: &[u32]) -> Result<Tensor> {
+        on_pool(&self.model.device, || self.step_here(last_tokens))
+    }
+
+    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+        self.reorder_here(rows)
+    }
+}
+
+impl MarianDecoding<'_> {
+    fn step_here(&mut self, last_tokens: &[u32]) -> Result<Tensor> {
         let model = self.model;
         let rows = last_tokens.len();
         if rows != self.row_source.len() {
@@ -827,7 +984,7 @@ impl StepModel for MarianDecoding<'_> {
         Ok(model.logits(&xs)?.squeeze(1)?)
     }
 
-    fn reorder(&mut self, rows: &[u32]) -> Result<()> {
+    fn reorder_here(&mut self, rows: &[u32]) -> Result<()> {
         let row_source = rows
             .iter()
             .map(|&r| {
@@ -838,9 +995,22 @@ impl StepModel for MarianDecoding<'_> {
             .collect::<Result<Vec<u32>>>()?;
         let dev = &self.model.device;
         let idx = Tensor::from_vec(rows.to_vec(), rows.len(), dev)?;
+        let live = self.row_source.len();
         for entry in self.cache.iter_mut().flatten() {
-            entry.k = entry.k.index_select(&idx, 0)?;
-            entry.v = entry.v.index_select(&idx, 0)?;
+            let in_place = entry.k.device().is_cpu()
+                && entry.k.dtype() == DType::F32
+                && rows.len() <= entry.k.dim(0)?;
+            if in_place {
+                let op = ReorderRows {
+                    rows,
+                    filled: self.pos,
+                };
+                entry.k.inplace_op1(&op)?;
+                entry.v.inplace_op1(&op)?;
+            } else {
+                entry.k = entry.k.narrow(0, 0, live)?.index_select(&idx, 0)?;
+                entry.v = entry.v.narrow(0, 0, live)?.index_select(&idx, 0)?;
+            }
         }
         let sources = group_sources(&row_source);
         if sources != self.sources {
@@ -1005,6 +1175,36 @@ mod tests {
         let mut cfg = tiny_config();
         cfg.eos_token_id = 10;
         assert!(cfg.validate().is_err());
+    }
+
+    #[test]
+    fn reorder_rows_in_place_moves_only_filled_positions() {
+        // 3 rows × 2 heads × capacity 3 × hd 2; value = 100·row + 10·head + position.
+        let data: Vec<f32> = (0..3 * 2 * 3 * 2)
+            .map(|i| {
+                let (row, head, pos) = (i / 12, (i / 6) % 2, (i / 2) % 3);
+                (100 * row + 10 * head + pos) as f32
+            })
+            .collect();
+        let t = Tensor::from_vec(data, (3, 2, 3, 2), &Device::Cpu).unwrap();
+        t.inplace_op1(&ReorderRows {
+            rows: &[2, 2, 0],
+            filled: 2,
+        })
+        .unwrap();
+        let got: Vec<Vec<Vec<Vec<f32>>>> = (0..3)
+            .map(|r| t.get(r).unwrap().to_vec3::<f32>().unwrap())
+            .collect();
+        for (row, from) in [(0usize, 2usize), (1, 2), (2, 0)] {
+            for (head, positions) in got[row].iter().enumerate() {
+                for (pos, values) in positions.iter().enumerate() {
+                    // Unfilled positions keep what they had.
+                    let src = if pos < 2 { from } else { row };
+                    let want = (100 * src + 10 * head + pos) as f32;
+                    assert_eq!(values, &vec![want; 2], "{row} {head} {pos}");
+                }
+            }
+        }
     }
 
     #[test]

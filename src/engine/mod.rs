@@ -3,6 +3,7 @@
 pub mod extractive;
 pub mod llm;
 pub mod marian;
+pub mod packed;
 pub mod t5;
 pub mod translator;
 
