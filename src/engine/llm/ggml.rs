@@ -849,6 +849,36 @@ mod simd {
     }
 }
 
+/// Off x86-64 [`simd`] is never true; these keep the dispatch code the same there.
+#[cfg(not(target_arch = "x86_64"))]
+mod simd {
+    use super::{OutPtr, Q8K, Q8_0};
+    use candle_core::quantized::k_quants::{BlockQ4K, BlockQ6K, BlockQ8_0};
+
+    const NEVER: &str = "the AVX2 kernels run only where simd() is true (x86-64)";
+
+    pub unsafe fn tile_q8_0(
+        _: &[BlockQ8_0],
+        _: &[Q8_0],
+        _: usize,
+        _: usize,
+        _: usize,
+        _: std::ops::Range<usize>,
+        _: OutPtr,
+    ) {
+        unreachable!("{NEVER}")
+    }
+    pub unsafe fn dot_q4k(_: &[BlockQ4K], _: &[Q8K], _: bool) -> f32 {
+        unreachable!("{NEVER}")
+    }
+    pub unsafe fn dot_q6k(_: &[BlockQ6K], _: &[Q8K]) -> f32 {
+        unreachable!("{NEVER}")
+    }
+    pub unsafe fn dot_q6k_tiled(_: &[BlockQ6K], _: &[Q8K]) -> f32 {
+        unreachable!("{NEVER}")
+    }
+}
+
 /// ggml's RMS norm followed by its weight: the squares summed in f64, the scale
 /// applied, then the weight, each product rounded to f32 as ggml rounds it.
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
