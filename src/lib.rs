@@ -15,4 +15,7 @@ pub mod output;
 pub mod pipeline;
 pub mod tokenizer;
 
+#[cfg(test)]
+mod testing;
+
 pub use error::{Error, Result};

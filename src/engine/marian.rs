@@ -1075,18 +1075,10 @@ mod tests {
         let cfg = tiny_config();
         let dev = Device::Cpu;
         let mut ws: HashMap<String, Tensor> = HashMap::new();
-        let mut seed = 1u64;
+        let mut lcg = crate::testing::Lcg::new(1);
         let mut rand = |shape: &[usize]| {
             let n: usize = shape.iter().product();
-            let data: Vec<f32> = (0..n)
-                .map(|_| {
-                    seed = seed
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((seed >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-                })
-                .collect();
-            Tensor::from_vec(data, shape, &dev).unwrap()
+            Tensor::from_vec(lcg.values(n), shape, &dev).unwrap()
         };
         ws.insert("model.shared.weight".into(), rand(&[10, 8]));
         ws.insert("final_logits_bias".into(), rand(&[1, 10]));

@@ -563,15 +563,7 @@ mod tests {
     }
 
     fn data(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-            })
-            .collect()
+        crate::testing::Lcg::new(seed).values(n)
     }
 
     /// Every tile shape (pairs, single panels, partial panels, row remainders) and the

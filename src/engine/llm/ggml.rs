@@ -920,8 +920,21 @@ fn v_expf(x: f32) -> f32 {
     (j as f64 * f64::from_bits(((n as i64 + 1023) as u64) << 52)) as f32
 }
 
-/// Lanes of ggml's AVX-512 softmax loop.
+/// Lanes of ggml's 512-bit registers (softmax, f16 dot products, tinyBLAS).
 const LANES: usize = 16;
+
+/// `_mm512_reduce_add_ps` as GCC expands it: halves added pairwise (8, 4, 2, 1).
+#[inline(always)]
+fn reduce16(mut lanes: [f32; LANES]) -> f32 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] += lanes[i + width];
+        }
+    }
+    lanes[0]
+}
 
 /// Softmax of one attention row as ggml computes it, in place. The row holds the keys
 /// from absolute position `first` on; ggml's row starts at cache cell 0 with the
@@ -944,14 +957,7 @@ fn softmax_row_impl(row: &mut [f32], first: usize) {
         for p in pos..chunk_end.min(end) {
             lanes[p % LANES] = row[p - first];
         }
-        let mut width = LANES;
-        while width > 1 {
-            width /= 2;
-            for i in 0..width {
-                lanes[i] += lanes[i + width];
-            }
-        }
-        sum += lanes[0] as f64;
+        sum += reduce16(lanes) as f64;
         pos = chunk_end;
     }
     let inv = (1.0 / sum) as f32;
@@ -992,14 +998,7 @@ fn dot_rows(a: &[f32], b: &[f32]) -> f32 {
             lanes[l] = ca[l].mul_add(cb[l], lanes[l]);
         }
     }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-    }
-    lanes[0]
+    reduce16(lanes)
 }
 
 /// `Σ x·y` as ggml's AVX-512 `ggml_vec_dot_f16` sums it (its path for a single new
@@ -1025,14 +1024,7 @@ fn dot_vec_f16(x: &[f32], y: &[f32]) -> f32 {
     for (l, lane) in lanes.iter_mut().enumerate() {
         *lane = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
     }
-    let mut width = LANES;
-    while width > 1 {
-        width /= 2;
-        for i in 0..width {
-            lanes[i] += lanes[i + width];
-        }
-    }
-    let mut sum = lanes[0] as f64;
+    let mut sum = reduce16(lanes) as f64;
     for i in np..n {
         sum += (x[i] * y[i]) as f64;
     }
@@ -1202,16 +1194,11 @@ mod tests {
     use super::*;
     use candle_core::{Device, Tensor};
 
+    /// Values in [-2, 2).
     fn random(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 4.0
-            })
-            .collect()
+        let mut v = crate::testing::Lcg::new(seed).values(n);
+        v.iter_mut().for_each(|x| *x *= 4.0);
+        v
     }
 
     #[test]
