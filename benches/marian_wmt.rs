@@ -2,7 +2,7 @@
 //! tokenized and batched by `scripts/bench_marian.py`, decoded with forced output lengths
 //! so that every engine of that script generates exactly the same number of tokens.
 //!
-//! usage: `marian_wmt MODEL_DIR WORKLOAD_JSON BEAM [OUT_JSON]` (the driver runs the built
+//! usage: `marian_wmt [--dtype f32|int8] MODEL_DIR WORKLOAD_JSON BEAM [OUT_JSON]` (the driver runs the built
 //! binary; `cargo bench --bench marian_wmt -- ...` works too). `MODEL_DIR` holds
 //! `config.json` and `model.safetensors`; the workload is
 //! `{"batches": [{"new_tokens": N, "ids": [[...], ...]}, ...]}`, each source ending with
@@ -18,7 +18,7 @@ use serde::Deserialize;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use svodka::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
-use svodka::engine::marian::MarianModel;
+use svodka::engine::marian::{MarianModel, Quantization};
 
 #[derive(Deserialize)]
 struct Workload {
@@ -99,19 +99,32 @@ fn translate(
 }
 
 fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args()
+    let mut args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
         .collect();
+    let quant = match args.iter().position(|a| a == "--dtype") {
+        Some(i) if i + 1 < args.len() => {
+            let q = match args[i + 1].as_str() {
+                "f32" => Quantization::None,
+                "int8" => Quantization::Int8,
+                other => bail!("--dtype {other}: f32 or int8"),
+            };
+            args.drain(i..i + 2);
+            q
+        }
+        Some(_) => bail!("--dtype needs a value"),
+        None => Quantization::None,
+    };
     let [model_dir, workload, beam, rest @ ..] = args.as_slice() else {
-        bail!("usage: marian_wmt MODEL_DIR WORKLOAD_JSON BEAM [OUT_JSON]");
+        bail!("usage: marian_wmt [--dtype f32|int8] MODEL_DIR WORKLOAD_JSON BEAM [OUT_JSON]");
     };
     let beam: usize = beam.parse().context("BEAM must be a number")?;
     let text = std::fs::read_to_string(workload).with_context(|| workload.clone())?;
     let work: Workload = serde_json::from_str(&text).with_context(|| workload.clone())?;
 
     let t0 = Instant::now();
-    let model = MarianModel::load(Path::new(model_dir), DType::F32, &Device::Cpu)?;
+    let model = MarianModel::load_quantized(Path::new(model_dir), DType::F32, &Device::Cpu, quant)?;
     let load_s = t0.elapsed().as_secs_f64();
     let base = DecodeOptions {
         beam_size: beam,
@@ -154,7 +167,7 @@ fn main() -> anyhow::Result<()> {
         .total
         .saturating_sub(timing.encode + timing.step + timing.reorder);
     let line = serde_json::json!({
-        "engine": "svodka",
+        "engine": if quant == Quantization::Int8 { "svodka-int8" } else { "svodka" },
         "beam": beam,
         "sentences": work.batches.iter().map(|b| b.ids.len()).sum::<usize>(),
         "tokens": tokens,

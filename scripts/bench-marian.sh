@@ -9,7 +9,8 @@
 #   SENTENCES: evenly spaced subset of the 2,037 WMT22 en-ru sources (default all)
 #   REPS: repetitions per engine and search, median reported (default 3)
 #   BEAMS: comma-separated beam sizes (default 1,4)
-# env: WMT22_SRC (default ../shared/data/wmt22/generaltest2022.en-ru.src.en),
+# env: WMT22_DIR (default ../shared/data/wmt22), WMT22_SRC (default
+#      $WMT22_DIR/generaltest2022.en-ru.src.en),
 #      BENCH_DIR, PYTHON_BENCH.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -49,9 +49,11 @@ THREADS = int(os.environ.get("BENCH_THREADS", "2"))
 BATCH = 16
 RATIO, CAP = 1.2, 256
 SPM_VOCAB = 16000
-ENGINES = ["svodka", "ct2-float32", "ct2-int8", "transformers"]
+ENGINES = ["svodka", "svodka-int8", "ct2-float32", "ct2-int8", "transformers"]
+# Each quantized engine beside the float32 run of the same engine, for agreement.
+FLOAT_OF = {"svodka-int8": "svodka", "ct2-int8": "ct2-float32"}
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO.parent / "shared" / "data" / "wmt22"
+DATA = Path(os.environ.get("WMT22_DIR", REPO.parent / "shared" / "data" / "wmt22"))
 
 
 def vocabulary() -> list[str]:
@@ -283,8 +285,9 @@ def one(engine: str, beam: int, args, out: Path) -> dict:
     t = str(args.threads)
     env = dict(os.environ, BENCH_THREADS=t, RAYON_NUM_THREADS=t, OMP_NUM_THREADS=t)
     env.pop("CT2_USE_MKL", None)  # on AMD it makes CTranslate2 several times slower
-    if engine == "svodka":
-        cmd = [args.svodka_bin, str(Path(args.dir) / "marian-en-ru-random"), str(Path(args.dir) / "workload.json"), str(beam), str(out)]
+    if engine.startswith("svodka"):
+        dtype = "int8" if engine == "svodka-int8" else "f32"
+        cmd = [args.svodka_bin, "--dtype", dtype, str(Path(args.dir) / "marian-en-ru-random"), str(Path(args.dir) / "workload.json"), str(beam), str(out)]
     else:
         cmd = [sys.executable, __file__, "worker", "--engine", engine, "--beam", str(beam), "--dir", args.dir, "--out", str(out)]
     with tempfile.NamedTemporaryFile("r") as rss:
@@ -349,21 +352,32 @@ def run(args) -> None:
         lines.append(f"| {e} | {cells[0]} | {cells[1]} | {rss} | {med(loads):.2f} s |")
     lines.append("")
     for beam in beams:
-        if ("svodka", beam) in results:
-            s = med([r["tok_per_s"] for r in results[("svodka", beam)]])
+        for sv in ("svodka", "svodka-int8"):
+            if (sv, beam) not in results:
+                continue
+            s = med([r["tok_per_s"] for r in results[(sv, beam)]])
             ratios = [
                 f"{s / med([r['tok_per_s'] for r in results[(e, beam)]]):.2f}x {e}"
                 for e in engines
-                if e != "svodka" and (e, beam) in results
+                if e != sv and (e, beam) in results
             ]
-            lines.append(f"svodka beam {beam}: " + ", ".join(ratios))
-            prof = results[("svodka", beam)]
+            lines.append(f"{sv} beam {beam}: " + ", ".join(ratios))
+            prof = results[(sv, beam)]
             parts = {k: med([r[k] for r in prof]) for k in ("decode_s", "encode_s", "step_s", "reorder_s", "host_s")}
             lines.append(
-                f"  svodka time split (median): encoder {parts['encode_s']:.1f} s, decoder steps "
+                f"  {sv} time split (median): encoder {parts['encode_s']:.1f} s, decoder steps "
                 f"{parts['step_s']:.1f} s, cache reorders {parts['reorder_s']:.1f} s, host-side search "
                 f"{parts['host_s']:.1f} s of {parts['decode_s']:.1f} s"
             )
+    for beam in beams:
+        agree = [
+            f"{q} {agreement(outs[(q, beam)], outs[(f, beam)]):.0%} of {f}'s"
+            for q, f in FLOAT_OF.items()
+            if (q, beam) in outs and (f, beam) in outs
+        ]
+        if agree:
+            search = "greedy" if beam == 1 else f"beam {beam}"
+            lines.append(f"{search} outputs identical to the same engine's float32 (sentences): " + ", ".join(agree))
     if (("transformers", 1) in outs) and (("svodka", 1) in outs):
         ref = outs[("transformers", 1)]
         agree = [f"{e} {agreement(outs[(e, 1)], ref):.0%}" for e in engines if e != "transformers" and (e, 1) in outs]

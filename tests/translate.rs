@@ -410,3 +410,36 @@ fn a_long_article_keeps_every_sentence() {
     );
     assert!(paragraphs.iter().all(|p| p["passthrough"] == false));
 }
+
+/// `--dtype int8` runs the quantized engine end to end (with the widened tied and the
+/// untied fixture), says so with `--verbose` and in the JSON, and translates every
+/// sentence; `--dtype f32` and the default stay f32.
+#[test]
+fn dtype_int8_translates_and_is_reported() {
+    let tmp = TempDir::new().unwrap();
+    let file = write(tmp.path(), "a.txt", ENGLISH);
+    let f = file.to_str().unwrap();
+    for kind in ["base", "tcbig"] {
+        let model = model_dir(kind);
+        let m = model.path().to_str().unwrap();
+        let run = |extra: &[&str]| {
+            let mut args = vec![f, "--to", "ru", "--model", m, "--format", "json", "-v"];
+            args.extend_from_slice(extra);
+            let o = translate(&args, None);
+            let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+            (json(&o), stderr)
+        };
+        let (int8, log) = run(&["--dtype", "int8"]);
+        assert_eq!(int8["dtype"], "int8", "{kind}");
+        assert!(log.contains(", int8 on cpu"), "{kind}: {log}");
+        let (float, log) = run(&["--dtype", "f32"]);
+        assert_eq!(float["dtype"], "f32", "{kind}");
+        assert!(log.contains(", f32 on cpu"), "{kind}: {log}");
+        assert_eq!(run(&[]).0["dtype"], "f32", "{kind}: auto on the CPU");
+        assert_eq!(sources(&int8), sources(&float));
+        let segs = int8["segments"].as_array().unwrap();
+        assert!(segs.iter().all(|s| s["translation"].is_string()));
+    }
+    let o = translate(&[f, "--to", "ru", "--dtype", "int4"], None);
+    assert_eq!(o.status.code(), Some(2));
+}

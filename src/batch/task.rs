@@ -323,6 +323,8 @@ impl TranslateTask {
             ("engine", engine.clone()),
             ("model", spec.model.clone().unwrap_or_default()),
             ("revision", spec.revision.clone().unwrap_or_default()),
+            // int8 and f32 weights translate differently.
+            ("dtype", spec.translator.dtype().unwrap_or_default().into()),
             // Every field, so that options added later change the fingerprint too.
             ("options", format!("{:?}", spec.opts)),
             ("format", extension(spec.format).into()),

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::summarize::{SummaryEngine, DEFAULT_LLM, DEFAULT_T5};
-use super::translate::{default_marian, load_marian};
+use super::translate::{default_marian, load_marian, DtypeArg};
 use super::{GlobalArgs, LangArg, Outcome};
 use crate::article::Lang;
 use crate::batch::{
@@ -85,6 +85,9 @@ pub struct BatchArgs {
     /// Beams for Marian decoding; 1 (greedy) is the fastest.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
     pub beam: u32,
+    /// Number format of the Marian weights (see `svodka translate --help`).
+    #[arg(long, value_enum, default_value_t = DtypeArg::Auto)]
+    pub dtype: DtypeArg,
     /// Do not decode failing sentences a second time with beams (they are still
     /// reported in the JSON output).
     #[arg(long)]
@@ -269,7 +272,7 @@ fn translate_task(global: &GlobalArgs, args: &BatchArgs, to: Lang) -> Result<Tra
         .model
         .clone()
         .unwrap_or_else(|| default_marian(from, to).to_string());
-    let translator = load_marian(global, &spec, from, to)?;
+    let translator = load_marian(global, &spec, from, to, args.dtype)?;
     // Resolved again (from the cache, no download) for the revision the manifest keeps.
     let reg = super::models::registry(global)?;
     let revision = download::resolve(&spec, &reg, &super::models::fetch_options(global))

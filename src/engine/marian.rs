@@ -7,6 +7,7 @@
 
 use crate::decode::processors::exp_nonpositive;
 use crate::decode::{self, DecodeInput, DecodeOptions, Hypothesis, StepModel};
+use crate::engine::int8::Int8Weight;
 use crate::engine::packed::PackedWeight;
 use crate::{Error, Result};
 use candle_core::{
@@ -290,14 +291,14 @@ struct SelfAttention {
 }
 
 impl SelfAttention {
-    fn load(vb: &VarBuilder, d: usize, heads: usize) -> Result<Self> {
+    fn load(vb: &VarBuilder, d: usize, heads: usize, quant: Quantization) -> Result<Self> {
         let q = linear(vb, "q_proj", d, d)?;
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
-        let qkv = Proj::new(fuse(&[&q, &k, &v])?)?;
+        let qkv = Proj::new(fuse(&[&q, &k, &v])?, quant)?;
         Ok(SelfAttention {
             qkv,
-            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?, quant)?,
             heads,
             head_dim: d / heads,
         })
@@ -324,21 +325,40 @@ impl SelfAttention {
     }
 }
 
-/// A linear layer: repacked for the CPU kernels of [`PackedWeight`] when its weights are
-/// f32 on the CPU, candle's matmul otherwise.
+/// How the engine stores the weights of its linear layers (and of a token table tied to
+/// the output projection).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Quantization {
+    /// As loaded: f32 (or f16 on accelerators).
+    #[default]
+    None,
+    /// Int8 per output row, activations quantized per row at run time
+    /// ([`Int8Weight`]); CPU and f32 weights only.
+    Int8,
+}
+
+/// A linear layer: quantized to int8 when asked, else repacked for the CPU kernels of
+/// [`PackedWeight`] when its weights are f32 on the CPU, candle's matmul otherwise.
 #[derive(Debug, Clone)]
 enum Proj {
     Candle(Linear),
     Packed(PackedWeight),
+    Int8(Int8Weight),
 }
 
 impl Proj {
-    fn new(l: Linear) -> Result<Self> {
+    fn new(l: Linear, quant: Quantization) -> Result<Self> {
         let w = l.weight();
-        Ok(if w.device().is_cpu() && w.dtype() == DType::F32 {
-            Proj::Packed(PackedWeight::new(w, l.bias())?)
-        } else {
-            Proj::Candle(l)
+        let cpu_f32 = w.device().is_cpu() && w.dtype() == DType::F32;
+        Ok(match quant {
+            Quantization::Int8 if cpu_f32 => Proj::Int8(Int8Weight::new(w, l.bias())?),
+            Quantization::Int8 => {
+                return Err(Error::Unsupported(
+                    "int8 Marian weights need f32 weights on the CPU".into(),
+                ))
+            }
+            Quantization::None if cpu_f32 => Proj::Packed(PackedWeight::new(w, l.bias())?),
+            Quantization::None => Proj::Candle(l),
         })
     }
 
@@ -346,6 +366,7 @@ impl Proj {
         match self {
             Proj::Candle(l) => l.forward(xs),
             Proj::Packed(p) => p.forward(xs),
+            Proj::Int8(q) => q.forward(xs),
         }
     }
 }
@@ -372,10 +393,16 @@ struct FeedForward {
 }
 
 impl FeedForward {
-    fn load(vb: &VarBuilder, d: usize, ffn: usize, act: Activation) -> Result<Self> {
+    fn load(
+        vb: &VarBuilder,
+        d: usize,
+        ffn: usize,
+        act: Activation,
+        quant: Quantization,
+    ) -> Result<Self> {
         Ok(FeedForward {
-            fc1: Proj::new(linear(vb, "fc1", ffn, d)?)?,
-            fc2: Proj::new(linear(vb, "fc2", d, ffn)?)?,
+            fc1: Proj::new(linear(vb, "fc1", ffn, d)?, quant)?,
+            fc2: Proj::new(linear(vb, "fc2", d, ffn)?, quant)?,
             act,
         })
     }
@@ -395,12 +422,12 @@ struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn load(vb: &VarBuilder, cfg: &MarianConfig, act: Activation) -> Result<Self> {
+    fn load(vb: &VarBuilder, cfg: &MarianConfig, act: Activation, q: Quantization) -> Result<Self> {
         let d = cfg.d_model;
         Ok(EncoderLayer {
-            attn: SelfAttention::load(&vb.pp("self_attn"), d, cfg.encoder_attention_heads)?,
+            attn: SelfAttention::load(&vb.pp("self_attn"), d, cfg.encoder_attention_heads, q)?,
             attn_norm: layer_norm(vb, "self_attn_layer_norm", d)?,
-            ffn: FeedForward::load(vb, d, cfg.encoder_ffn_dim, act)?,
+            ffn: FeedForward::load(vb, d, cfg.encoder_ffn_dim, act, q)?,
             ffn_norm: layer_norm(vb, "final_layer_norm", d)?,
         })
     }
@@ -424,16 +451,15 @@ struct CrossAttention {
 }
 
 impl CrossAttention {
-    fn load(vb: &VarBuilder, d: usize, heads: usize) -> Result<Self> {
+    fn load(vb: &VarBuilder, d: usize, heads: usize, quant: Quantization) -> Result<Self> {
         let head_dim = d / heads;
         let q = linear(vb, "q_proj", d, d)?;
-
         let k = linear(vb, "k_proj", d, d)?;
         let v = linear(vb, "v_proj", d, d)?;
         Ok(CrossAttention {
-            q: Proj::new(q)?,
-            kv: Proj::new(fuse(&[&k, &v])?)?,
-            out: Proj::new(linear(vb, "out_proj", d, d)?)?,
+            q: Proj::new(q, quant)?,
+            kv: Proj::new(fuse(&[&k, &v])?, quant)?,
+            out: Proj::new(linear(vb, "out_proj", d, d)?, quant)?,
             heads,
             head_dim,
         })
@@ -481,15 +507,15 @@ struct DecoderLayer {
 }
 
 impl DecoderLayer {
-    fn load(vb: &VarBuilder, cfg: &MarianConfig, act: Activation) -> Result<Self> {
+    fn load(vb: &VarBuilder, cfg: &MarianConfig, act: Activation, q: Quantization) -> Result<Self> {
         let d = cfg.d_model;
         let heads = cfg.decoder_attention_heads;
         Ok(DecoderLayer {
-            self_attn: SelfAttention::load(&vb.pp("self_attn"), d, heads)?,
+            self_attn: SelfAttention::load(&vb.pp("self_attn"), d, heads, q)?,
             self_norm: layer_norm(vb, "self_attn_layer_norm", d)?,
-            cross: CrossAttention::load(&vb.pp("encoder_attn"), d, heads)?,
+            cross: CrossAttention::load(&vb.pp("encoder_attn"), d, heads, q)?,
             cross_norm: layer_norm(vb, "encoder_attn_layer_norm", d)?,
-            ffn: FeedForward::load(vb, d, cfg.decoder_ffn_dim, act)?,
+            ffn: FeedForward::load(vb, d, cfg.decoder_ffn_dim, act, q)?,
             ffn_norm: layer_norm(vb, "final_layer_norm", d)?,
         })
     }
@@ -506,12 +532,13 @@ impl DecoderLayer {
     }
 }
 
-/// A token embedding table: its own tensor, or the packed output projection it is tied
-/// to (transposed in memory, rows read with a stride).
+/// A token embedding table: its own tensor, or the packed or int8 output projection it
+/// is tied to (rows read with a stride; int8 rows as quantized, `q · s`).
 #[derive(Debug, Clone)]
 enum Table {
     Tensor(Embedding),
     Packed(PackedWeight),
+    Int8(Int8Weight),
 }
 
 impl Table {
@@ -519,24 +546,31 @@ impl Table {
     fn lookup(&self, ids: &Tensor) -> Result<Tensor> {
         match self {
             Table::Tensor(e) => Ok(e.forward(ids)?),
-            Table::Packed(p) => {
-                let (b, t) = ids.dims2()?;
-                let d = p.in_dim();
-                let ids: Vec<u32> = ids.flatten_all()?.to_vec1()?;
-                let mut out = vec![0f32; ids.len() * d];
-                for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d)) {
-                    if id as usize >= p.out_dim() {
-                        return Err(Error::Model(format!(
-                            "token {id} outside the vocabulary of {}",
-                            p.out_dim()
-                        )));
-                    }
-                    p.row_into(id as usize, row);
-                }
-                Ok(Tensor::from_vec(out, (b, t, d), &Device::Cpu)?)
-            }
+            Table::Packed(p) => rows_of(ids, p.in_dim(), p.out_dim(), |o, r| p.row_into(o, r)),
+            Table::Int8(q) => rows_of(ids, q.in_dim(), q.out_dim(), |o, r| q.row_into(o, r)),
         }
     }
+}
+
+/// `ids [b, t]` → `[b, t, d]` from a table of `n` rows read by `row_into`.
+fn rows_of(
+    ids: &Tensor,
+    d: usize,
+    n: usize,
+    row_into: impl Fn(usize, &mut [f32]),
+) -> Result<Tensor> {
+    let (b, t) = ids.dims2()?;
+    let ids: Vec<u32> = ids.flatten_all()?.to_vec1()?;
+    let mut out = vec![0f32; ids.len() * d];
+    for (&id, row) in ids.iter().zip(out.chunks_exact_mut(d)) {
+        if id as usize >= n {
+            return Err(Error::Model(format!(
+                "token {id} outside the vocabulary of {n}"
+            )));
+        }
+        row_into(id as usize, row);
+    }
+    Ok(Tensor::from_vec(out, (b, t, d), &Device::Cpu)?)
 }
 
 /// Cross-attention keys, values and padding mask for a batch of sources.
@@ -574,11 +608,17 @@ pub struct MarianModel {
     lm_head: Proj,
     device: Device,
     dtype: DType,
+    quant: Quantization,
 }
 
 impl MarianModel {
     /// Builds the model from weights named as transformers saves them.
     pub fn new(cfg: &MarianConfig, vb: VarBuilder) -> Result<Self> {
+        Self::new_quantized(cfg, vb, Quantization::None)
+    }
+
+    /// [`MarianModel::new`] with the linear layers stored as `quant` says.
+    pub fn new_quantized(cfg: &MarianConfig, vb: VarBuilder, quant: Quantization) -> Result<Self> {
         cfg.validate()?;
         let act = Activation::parse(&cfg.activation_function)?;
         let d = cfg.d_model;
@@ -623,21 +663,29 @@ impl MarianModel {
         } else {
             Tensor::zeros((1, target_vocab), vb.dtype(), vb.device())?
         };
-        let lm_head = Proj::new(Linear::new(lm_head, Some(logits_bias.flatten_all()?)))?;
+        let lm_head = Proj::new(
+            Linear::new(lm_head, Some(logits_bias.flatten_all()?)),
+            quant,
+        )?;
         // A table tied to a packed output projection is read from the packed copy, so
         // that the model holds it once.
         let (enc_embed, dec_embed) = {
             // Owned here, so that tables the packed copy replaces are freed before the
             // layers load.
             let (enc_table, dec_table) = (enc_table, dec_table);
-            match &lm_head {
-                Proj::Packed(p) if cfg.tie_word_embeddings => {
+            let tied = match &lm_head {
+                Proj::Packed(p) if cfg.tie_word_embeddings => Some(Table::Packed(p.clone())),
+                Proj::Int8(q) if cfg.tie_word_embeddings => Some(Table::Int8(q.clone())),
+                _ => None,
+            };
+            match tied {
+                Some(table) => {
                     let enc = if cfg.share_encoder_decoder_embeddings {
-                        Table::Packed(p.clone())
+                        table.clone()
                     } else {
                         Table::Tensor(Embedding::new(enc_table, d))
                     };
-                    (enc, Table::Packed(p.clone()))
+                    (enc, table)
                 }
                 _ => (
                     Table::Tensor(Embedding::new(enc_table, d)),
@@ -646,10 +694,10 @@ impl MarianModel {
             }
         };
         let encoder = (0..cfg.encoder_layers)
-            .map(|i| EncoderLayer::load(&m.pp(format!("encoder.layers.{i}")), cfg, act))
+            .map(|i| EncoderLayer::load(&m.pp(format!("encoder.layers.{i}")), cfg, act, quant))
             .collect::<Result<Vec<_>>>()?;
         let decoder = (0..cfg.decoder_layers)
-            .map(|i| DecoderLayer::load(&m.pp(format!("decoder.layers.{i}")), cfg, act))
+            .map(|i| DecoderLayer::load(&m.pp(format!("decoder.layers.{i}")), cfg, act, quant))
             .collect::<Result<Vec<_>>>()?;
         let positions =
             sinusoidal_positions(cfg.max_position_embeddings, d, vb.dtype(), vb.device())?;
@@ -668,11 +716,23 @@ impl MarianModel {
             lm_head,
             device: vb.device().clone(),
             dtype: vb.dtype(),
+            quant,
         })
     }
 
     /// Loads `config.json` and `model.safetensors` from a model directory (memory-mapped).
     pub fn load(dir: &Path, dtype: DType, device: &Device) -> Result<Self> {
+        Self::load_quantized(dir, dtype, device, Quantization::None)
+    }
+
+    /// [`MarianModel::load`] with the linear layers stored as `quant` says; int8 reads
+    /// the file tensor by tensor rather than mapping it (see [`weights_builder`]).
+    pub fn load_quantized(
+        dir: &Path,
+        dtype: DType,
+        device: &Device,
+        quant: Quantization,
+    ) -> Result<Self> {
         let cfg = MarianConfig::from_file(&dir.join("config.json"))?;
         let weights = dir.join("model.safetensors");
         if !weights.is_file() {
@@ -681,10 +741,18 @@ impl MarianModel {
                 dir.display()
             )));
         }
-        // SAFETY: the file is memory-mapped read-only; svodka never writes model files
-        // while a model is loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device)? };
-        Self::new(&cfg, vb)
+        let vb = weights_builder(&[weights], dtype, device, quant)?;
+        Self::new_quantized(&cfg, vb, quant)
+    }
+
+    /// The floating-point type of the weights as loaded (and of the activations).
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// How the linear layers' weights are stored.
+    pub fn quantization(&self) -> Quantization {
+        self.quant
     }
 
     /// The configuration the model was built from.
@@ -935,6 +1003,26 @@ impl InplaceOp1 for ReorderRows<'_> {
         }
         Ok(())
     }
+}
+
+/// A `VarBuilder` over safetensors files for a model stored as `quant` says: memory-mapped
+/// for float weights, read tensor by tensor for int8, whose f32 originals must not stay
+/// resident once quantized.
+pub fn weights_builder(
+    paths: &[std::path::PathBuf],
+    dtype: DType,
+    device: &Device,
+    quant: Quantization,
+) -> Result<VarBuilder<'static>> {
+    Ok(match quant {
+        Quantization::Int8 => {
+            crate::engine::int8::reader::SafetensorsReader::open(paths)?
+                .into_var_builder(dtype, device)
+        }
+        // SAFETY: the files are memory-mapped read-only; svodka never writes model files
+        // while a model is loaded.
+        Quantization::None => unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device)? },
+    })
 }
 
 /// Runs `f` on a thread of rayon's pool when the model computes on the CPU, so that the

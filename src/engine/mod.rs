@@ -1,6 +1,7 @@
 //! Engines: one model family each, behind small traits the pipelines use.
 
 pub mod extractive;
+pub mod int8;
 pub mod llm;
 pub mod marian;
 pub mod packed;
@@ -194,6 +195,11 @@ pub struct Translation {
 pub trait Translator {
     /// Short name of the engine ("marian", "llm").
     fn engine_name(&self) -> &'static str;
+    /// Number format of the model's weights ("f32", "int8", ...), where the engine has a
+    /// choice of them.
+    fn dtype(&self) -> Option<&'static str> {
+        None
+    }
     /// Tokens `text` takes as a source, special tokens included.
     fn count_tokens(&self, text: &str) -> crate::Result<usize>;
     /// Longest source, in tokens, the model accepts.

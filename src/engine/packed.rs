@@ -268,7 +268,7 @@ impl Isa {
 
 /// `(first row, rows)` of `ceil(rows / max)` tiles of near-equal size (64 rows in tiles
 /// of at most 12: 11, 11, 11, 11, 10, 10, not five of 12 and one of 4).
-fn row_tiles(rows: usize, max: usize) -> Vec<(usize, usize)> {
+pub(crate) fn row_tiles(rows: usize, max: usize) -> Vec<(usize, usize)> {
     let n = rows.div_ceil(max.max(1));
     let mut tiles = Vec::with_capacity(n);
     let mut r0 = 0;
@@ -296,14 +296,15 @@ fn pack_rows(x: &[f32], k: usize, tiles: &[(usize, usize)]) -> Vec<f32> {
     xp
 }
 
+/// An output pointer handed to scoped worker threads that write disjoint parts of it.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: used only to hand disjoint output columns to scoped worker threads.
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 impl SendPtr {
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
-use super::marian::{MarianConfig, MarianModel};
+use super::marian::{weights_builder, MarianConfig, MarianModel, Quantization};
 use super::{SummaryOptions, TextWriter, Translation, Translator, WriteRequest, WriteTask};
 use crate::article::Lang;
 use crate::decode::DecodeOptions;
@@ -39,8 +39,20 @@ pub struct MarianLoadOptions {
     pub dtype: DType,
     /// Where the model runs.
     pub device: Device,
+    /// How the linear layers' weights are stored (int8: CPU only).
+    pub quant: Quantization,
     /// The tag the registry says to put before every source (`>>rus<<`), if any.
     pub target_token: Option<String>,
+}
+
+/// The number format a Marian model computes its linear layers in.
+fn marian_dtype_name(model: &MarianModel) -> &'static str {
+    match (model.quantization(), model.dtype()) {
+        (Quantization::Int8, _) => "int8",
+        (_, DType::F16) => "f16",
+        (_, DType::BF16) => "bf16",
+        _ => "f32",
+    }
 }
 
 /// An OPUS-MT (Marian) model and its tokenizer as a [`Translator`].
@@ -115,8 +127,15 @@ impl MarianTranslator {
             ))
         })?;
         let cfg = MarianConfig::from_file(config)?;
-        let vb = crate::hub::weights::var_builder(files, opts.dtype, &opts.device)?;
-        let model = MarianModel::new(&cfg, vb)?;
+        let vb = match crate::hub::weights::weights_format(files)? {
+            crate::hub::weights::WeightsFormat::Safetensors(paths)
+                if opts.quant == Quantization::Int8 =>
+            {
+                weights_builder(&paths, opts.dtype, &opts.device, opts.quant)?
+            }
+            _ => crate::hub::weights::var_builder(files, opts.dtype, &opts.device)?,
+        };
+        let model = MarianModel::new_quantized(&cfg, vb, opts.quant)?;
         let dir = tokenizer_dir(files);
         let tokenizer = MarianTokenizer::from_dir(&dir).map_err(|e| {
             Error::Model(format!(
@@ -133,6 +152,11 @@ impl MarianTranslator {
         let model = MarianModel::load(dir, dtype, device)?;
         let tokenizer = MarianTokenizer::from_dir(dir)?;
         Self::new(model, tokenizer, None)
+    }
+
+    /// The weights' number format: "int8", "f32", "f16" or "bf16".
+    pub fn dtype_name(&self) -> &'static str {
+        marian_dtype_name(&self.model)
     }
 
     /// The model.
@@ -191,6 +215,10 @@ fn tokenizer_dir(files: &ModelFiles) -> std::path::PathBuf {
 impl Translator for MarianTranslator {
     fn engine_name(&self) -> &'static str {
         "marian"
+    }
+
+    fn dtype(&self) -> Option<&'static str> {
+        Some(self.dtype_name())
     }
 
     fn count_tokens(&self, text: &str) -> Result<usize> {

@@ -219,6 +219,9 @@ pub struct TranslationReport {
     pub languages: Languages,
     /// Engine that translated ("marian", "llm"), or `None` when nothing needed it.
     pub engine: Option<String>,
+    /// Number format of the engine's weights ("f32", "int8"), where it has a choice.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dtype: Option<String>,
     /// Paragraphs in order.
     pub paragraphs: Vec<TranslatedParagraph>,
     /// Every translated unit, in reading order (headline first).
@@ -348,6 +351,7 @@ impl<'a> Plan<'a> {
                 to: self.opts.to,
             },
             engine: None,
+            dtype: None,
             paragraphs,
             segments: Vec::new(),
             problems: Vec::new(),
@@ -698,6 +702,7 @@ impl<'p, 't> Run<'p, 't> {
                 to: plan.opts.to,
             },
             engine: Some(self.translator.engine_name().to_string()),
+            dtype: self.translator.dtype().map(str::to_string),
             paragraphs,
             segments,
             problems,
