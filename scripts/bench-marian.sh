@@ -11,7 +11,8 @@
 #   BEAMS: comma-separated beam sizes (default 1,4)
 # env: WMT22_DIR (default ../shared/data/wmt22), WMT22_SRC (default
 #      $WMT22_DIR/generaltest2022.en-ru.src.en),
-#      BENCH_DIR, PYTHON_BENCH.
+#      BENCH_DIR, PYTHON_BENCH, ENGINES (comma-separated subset of
+#      svodka,svodka-int8,ct2-float32,ct2-int8,transformers; default all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sentences="${1:-2037}"; reps="${2:-3}"; beams="${3:-1,4}"
@@ -27,4 +28,5 @@ for line in sys.stdin:
         print(m["executable"])')"
 
 "$py" scripts/bench_marian.py prepare --dir "$dir" --sentences "$sentences"
-"$py" scripts/bench_marian.py run --dir "$dir" --svodka-bin "$bin" --reps "$reps" --beams "$beams"
+"$py" scripts/bench_marian.py run --dir "$dir" --svodka-bin "$bin" --reps "$reps" --beams "$beams" \
+    ${ENGINES:+--engines "$ENGINES"}

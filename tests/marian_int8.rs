@@ -1,7 +1,9 @@
 //! The Marian engine with int8 weights (`Quantization::Int8`) on the tiny parity
-//! fixtures of tests/fixtures/marian/: teacher-forced logits within a stated bound of
-//! the float32 model's, and decoding that runs through every path (tied and untied
-//! output projections, greedy and beam search).
+//! fixtures of tests/fixtures/marian/: teacher-forced logits against PyTorch's
+//! simulation of the same int8 arithmetic (`int8_reference.json`, made by
+//! scripts/make_marian_int8_reference.py) within 1e-3, against the float32 model's within
+//! a stated bound, and decoding through every path (tied and untied output projections,
+//! greedy and beam search).
 
 use candle_core::{DType, Device, Tensor};
 use serde::Deserialize;
@@ -9,11 +11,22 @@ use std::path::PathBuf;
 use svodka::decode::DecodeOptions;
 use svodka::engine::marian::{max_abs_diff, MarianModel, Quantization};
 
-/// Largest teacher-forced logit difference allowed, as a share of the largest float32
-/// logit's magnitude. Per-row int8 rounds each operand of every product by up to half a
-/// step (1/254 of its row's largest value); over 2+2 layers of d_model 32 the fixtures
-/// move by the figures printed by the test (see README), well inside this bound.
-const RELATIVE_BOUND: f32 = 0.05;
+/// Largest difference from the simulated int8 logits of a source whose roundings all
+/// land as PyTorch's: float rounding only (summation order, where scales are applied).
+const SIMULATION_TOLERANCE: f32 = 1e-3;
+
+/// Largest teacher-forced logit difference from float32 allowed, as a share of the
+/// largest float32 logit's magnitude. The tiny random fixtures are chaotic: int8 moves
+/// their logits by 40% (base) and 35% (tcbig) of the largest, and the PyTorch simulation
+/// moves them by exactly as much, so this is int8's cost on these models, not the
+/// kernels'. Full-size figures are in BENCHMARKS.md.
+const RELATIVE_BOUND: f32 = 0.45;
+
+#[derive(Deserialize)]
+struct Simulated {
+    logits_shape: Vec<usize>,
+    logits: Vec<f32>,
+}
 
 #[derive(Deserialize)]
 struct Reference {
@@ -51,6 +64,22 @@ fn check(name: &str) {
     let want = float.forward(&src, &mask, &tgt).unwrap();
     let got = int8.forward(&src, &mask, &tgt).unwrap();
     assert_eq!(got.dims(), want.dims());
+    let text = std::fs::read_to_string(fixture_dir(name).join("int8_reference.json")).unwrap();
+    let sim: Simulated = serde_json::from_str(&text).unwrap();
+    let sim = Tensor::from_vec(sim.logits, sim.logits_shape.as_slice(), &Device::Cpu).unwrap();
+    // Per source: where every rounding lands as in PyTorch, only float rounding is left;
+    // a value a hair's breadth from a rounding tie can land on the other side (summation
+    // orders differ) and, these tiny random models being chaotic, move the whole
+    // sentence's logits (tcbig's second source by 0.13). At most one source may do so.
+    let n = got.dim(0).unwrap();
+    let exact = (0..n)
+        .filter(|&i| {
+            let d = max_abs_diff(&got.get(i).unwrap(), &sim.get(i).unwrap()).unwrap();
+            println!("{name}: source {i}: int8 logits vs the PyTorch simulation max |diff| {d:.3e}");
+            d <= SIMULATION_TOLERANCE
+        })
+        .count();
+    assert!(exact + 1 >= n, "{name}: only {exact} of {n} sources match the simulation");
     let scale = want
         .abs()
         .unwrap()
@@ -65,19 +94,27 @@ fn check(name: &str) {
         "{name}: int8 teacher-forced logits max |diff| {diff:.3e} (largest |logit| {scale:.2}, {:.2}%)",
         100.0 * diff / scale
     );
-    assert!(diff > 0.0, "{name}: int8 should not be float32 exactly");
-    assert!(
-        diff <= RELATIVE_BOUND * scale,
-        "{name}: int8 logits differ by {diff} (bound {})",
-        RELATIVE_BOUND * scale
-    );
-    // Top-1 of every teacher-forced position, int8 against float32.
+    let mean = (&got - &want)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .mean_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    println!("{name}: mean |diff| {mean:.3e}");
     let top = |t: &Tensor| -> Vec<u32> {
         t.argmax(2).unwrap().flatten_all().unwrap().to_vec1().unwrap()
     };
     let (a, b) = (top(&got), top(&want));
     let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
     println!("{name}: same top-1 token at {same} of {} positions", a.len());
+    assert!(diff > 0.0, "{name}: int8 should not be float32 exactly");
+    assert!(
+        diff <= RELATIVE_BOUND * scale,
+        "{name}: int8 logits differ by {diff} (bound {})",
+        RELATIVE_BOUND * scale
+    );
 
     // Decoding: every source gets a hypothesis; batching does not change it.
     let sources: Vec<Vec<u32>> = r
