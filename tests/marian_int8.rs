@@ -75,11 +75,16 @@ fn check(name: &str) {
     let exact = (0..n)
         .filter(|&i| {
             let d = max_abs_diff(&got.get(i).unwrap(), &sim.get(i).unwrap()).unwrap();
-            println!("{name}: source {i}: int8 logits vs the PyTorch simulation max |diff| {d:.3e}");
+            println!(
+                "{name}: source {i}: int8 logits vs the PyTorch simulation max |diff| {d:.3e}"
+            );
             d <= SIMULATION_TOLERANCE
         })
         .count();
-    assert!(exact + 1 >= n, "{name}: only {exact} of {n} sources match the simulation");
+    assert!(
+        exact + 1 >= n,
+        "{name}: only {exact} of {n} sources match the simulation"
+    );
     let scale = want
         .abs()
         .unwrap()
@@ -104,11 +109,19 @@ fn check(name: &str) {
         .unwrap();
     println!("{name}: mean |diff| {mean:.3e}");
     let top = |t: &Tensor| -> Vec<u32> {
-        t.argmax(2).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+        t.argmax(2)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap()
     };
     let (a, b) = (top(&got), top(&want));
     let same = a.iter().zip(&b).filter(|(x, y)| x == y).count();
-    println!("{name}: same top-1 token at {same} of {} positions", a.len());
+    println!(
+        "{name}: same top-1 token at {same} of {} positions",
+        a.len()
+    );
     assert!(diff > 0.0, "{name}: int8 should not be float32 exactly");
     assert!(
         diff <= RELATIVE_BOUND * scale,
@@ -121,7 +134,13 @@ fn check(name: &str) {
         .src_ids
         .iter()
         .zip(&r.src_mask)
-        .map(|(ids, m)| ids.iter().zip(m).filter(|(_, &k)| k == 1).map(|(&t, _)| t).collect())
+        .map(|(ids, m)| {
+            ids.iter()
+                .zip(m)
+                .filter(|(_, &k)| k == 1)
+                .map(|(&t, _)| t)
+                .collect()
+        })
         .collect();
     for beam_size in [1, 4] {
         let opts = DecodeOptions {

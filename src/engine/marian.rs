@@ -1015,10 +1015,8 @@ pub fn weights_builder(
     quant: Quantization,
 ) -> Result<VarBuilder<'static>> {
     Ok(match quant {
-        Quantization::Int8 => {
-            crate::engine::int8::reader::SafetensorsReader::open(paths)?
-                .into_var_builder(dtype, device)
-        }
+        Quantization::Int8 => crate::engine::int8::reader::SafetensorsReader::open(paths)?
+            .into_var_builder(dtype, device),
         // SAFETY: the files are memory-mapped read-only; svodka never writes model files
         // while a model is loaded.
         Quantization::None => unsafe { VarBuilder::from_mmaped_safetensors(paths, dtype, device)? },

@@ -285,7 +285,8 @@ impl Int8Weight {
                     }
                     for (l, &a) in acc.iter().enumerate().take(lanes) {
                         let o = p * PANEL + l;
-                        *dst.add(r * self.out_dim + o) = epilogue(a, sx[r], self.scales[o], self.bias[o]);
+                        *dst.add(r * self.out_dim + o) =
+                            epilogue(a, sx[r], self.scales[o], self.bias[o]);
                     }
                 }
             }

@@ -42,7 +42,10 @@ pub struct SafetensorsReader {
 }
 
 fn bad(path: &Path, what: impl std::fmt::Display) -> Error {
-    Error::Model(format!("{}: not a valid safetensors file: {what}", path.display()))
+    Error::Model(format!(
+        "{}: not a valid safetensors file: {what}",
+        path.display()
+    ))
 }
 
 impl SafetensorsReader {
@@ -137,9 +140,15 @@ impl SafetensorsReader {
             file.read_exact_at(&mut bytes, t.start).map_err(io)?;
             let pair = |c: &[u8]| [c[0], c[1]];
             if t.dtype == DType::F16 {
-                bytes.chunks_exact(2).map(|c| half::f16::from_le_bytes(pair(c)).to_f32()).collect()
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::f16::from_le_bytes(pair(c)).to_f32())
+                    .collect()
             } else {
-                bytes.chunks_exact(2).map(|c| half::bf16::from_le_bytes(pair(c)).to_f32()).collect()
+                bytes
+                    .chunks_exact(2)
+                    .map(|c| half::bf16::from_le_bytes(pair(c)).to_f32())
+                    .collect()
             }
         };
         Tensor::from_vec(values, t.shape.as_slice(), dev)?.to_dtype(dtype)

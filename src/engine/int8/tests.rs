@@ -62,7 +62,10 @@ fn every_kernel_matches_portable_bit_for_bit() {
         let want = quantized_reference(&x, rows, &weight);
         for (i, (&a, &e)) in portable.iter().zip(&want).enumerate() {
             let tol = 1e-5 * (1.0 + e.abs());
-            assert!((a as f64 - e).abs() < tol, "{rows}×{out}×{k} [{i}]: {a} vs {e}");
+            assert!(
+                (a as f64 - e).abs() < tol,
+                "{rows}×{out}×{k} [{i}]: {a} vs {e}"
+            );
         }
         for isa in Isa::available() {
             let got = run(&weight, isa, &x, rows);
@@ -99,7 +102,11 @@ fn forward_is_close_to_the_float_product() {
         for o in 0..out {
             let wr = &w[o * k..(o + 1) * k];
             let ew = amax(wr) / 254.0;
-            let exact: f64 = xr.iter().zip(wr).map(|(&a, &b)| a as f64 * b as f64).sum::<f64>()
+            let exact: f64 = xr
+                .iter()
+                .zip(wr)
+                .map(|(&a, &b)| a as f64 * b as f64)
+                .sum::<f64>()
                 + b[o] as f64;
             // Each operand is off by at most half a quantization step, amax / 254.
             let bound = k as f64 * (amax(xr) * ew + amax(wr) * ex + ex * ew) as f64 + 1e-4;

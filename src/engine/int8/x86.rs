@@ -48,7 +48,10 @@ unsafe fn store_vnni(w: &Int8Weight, acc: __m512i, sx: f32, dst: *mut f32, o0: u
         ((1u32 << lanes) - 1) as __mmask16
     };
     let dot = _mm512_sub_epi32(acc, _mm512_loadu_si512(w.col_sums.as_ptr().add(o0).cast()));
-    let s = _mm512_mul_ps(_mm512_set1_ps(sx), _mm512_loadu_ps(w.scales.as_ptr().add(o0)));
+    let s = _mm512_mul_ps(
+        _mm512_set1_ps(sx),
+        _mm512_loadu_ps(w.scales.as_ptr().add(o0)),
+    );
     let y = _mm512_add_ps(
         _mm512_mul_ps(_mm512_cvtepi32_ps(dot), s),
         _mm512_loadu_ps(w.bias.as_ptr().add(o0)),
