@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""Marian translation throughput: svodka vs CTranslate2 (float32, int8) vs transformers.
+"""Marian translation throughput: svodka (f32, int8) vs CTranslate2 (float32, int8) vs transformers.
 
 All engines run the same random-weight model of opus-mt-en-ru's exact shape (vocab 62518,
 6+6 layers, d_model 512, 8 heads, FFN 2048, swish, scale_embedding, static sinusoidal
 positions, pad 62517, eos 0, decoder start 62517) on the same batches of WMT22 en-ru
 sources, generate exactly the same number of target tokens, each in its own process with
 2 threads, in interleaved order; the driver reports median target tokens per second and
-peak RSS (from /usr/bin/time) per engine and search.
+peak RSS (from /usr/bin/time) per engine and search, and for each int8 engine the share
+of sentences whose output equals that engine's float32 output.
 
 Workload (prepare):
   * sources: generaltest2022.en-ru.src.en ($WMT22_SRC), tokenized with a SentencePiece
