@@ -184,3 +184,46 @@ impl SimpleBackend for SafetensorsReader {
         self.tensors.contains_key(name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Tensors read back as candle wrote them (f32 and f16); a cut file, a header
+    /// longer than the file and a tensor past the end are refused with the file named.
+    #[test]
+    fn reads_what_candle_writes_and_refuses_bad_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let dev = Device::Cpu;
+        let a = Tensor::new(&[[1.5f32, -2.0], [0.25, 3.0]], &dev).unwrap();
+        let b = Tensor::new(&[0.5f32, -1.0, 2.0], &dev)
+            .unwrap()
+            .to_dtype(DType::F16)
+            .unwrap();
+        let map: HashMap<String, Tensor> = [("a".to_string(), a.clone()), ("b".into(), b)].into();
+        candle_core::safetensors::save(&map, &path).unwrap();
+        let vb = SafetensorsReader::open(std::slice::from_ref(&path))
+            .unwrap()
+            .into_var_builder(DType::F32, &dev);
+        let got: Vec<Vec<f32>> = vb.get((2, 2), "a").unwrap().to_vec2().unwrap();
+        assert_eq!(got, vec![vec![1.5, -2.0], vec![0.25, 3.0]]);
+        let got: Vec<f32> = vb.get(3, "b").unwrap().to_vec1().unwrap();
+        assert_eq!(got, vec![0.5, -1.0, 2.0]);
+        assert!(vb.get((3, 2), "a").is_err());
+        assert!(!vb.contains_tensor("c"));
+
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.path().join("cut.safetensors");
+        std::fs::write(&cut, &bytes[..bytes.len() - 4]).unwrap();
+        let err = SafetensorsReader::open(&[cut]).err().unwrap().to_string();
+        assert!(err.contains("cut.safetensors"), "{err}");
+        let mut long = bytes.clone();
+        long[..8].copy_from_slice(&(1u64 << 40).to_le_bytes());
+        let bad = dir.path().join("long.safetensors");
+        std::fs::write(&bad, &long).unwrap();
+        assert!(SafetensorsReader::open(&[bad]).is_err());
+        std::fs::write(dir.path().join("short"), [1u8, 2]).unwrap();
+        assert!(SafetensorsReader::open(&[dir.path().join("short")]).is_err());
+    }
+}
