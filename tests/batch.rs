@@ -684,9 +684,11 @@ fn ctrl_c_stops_after_the_current_document_and_says_how_to_resume() {
     while std::fs::metadata(&manifest).map_or(0, |m| m.len()) == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with a live child's pid and a signal number has no memory effects.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("the kill command sends SIGINT");
+    assert!(sent.success());
     let o = child.wait_with_output().unwrap();
     let err = stderr(&o);
     let recorded = manifest_lines(&out).len();

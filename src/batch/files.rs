@@ -149,22 +149,16 @@ pub fn link_refused(path: &Path) -> Error {
     )
 }
 
-/// Opens `path` for appending, creating it, without following a symbolic link at `path`.
+/// Opens `path` for appending, creating it, refusing a symbolic link at `path`.
 pub fn open_append_nofollow(path: &Path) -> Result<File> {
-    let mut options = OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NOFOLLOW);
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(link_refused(path));
     }
-    match options.open(path) {
-        Ok(f) => Ok(f),
-        Err(_) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
-            Err(link_refused(path))
-        }
-        Err(e) => Err(Error::io(path, e)),
-    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
 }
 
 /// Name of the lock file every run into a folder takes.
