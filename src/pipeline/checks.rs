@@ -131,7 +131,7 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d{1,3}(?:[ \u{a0}\u{202f}]\d{3})+\b|\d+(?:[.,]\d+)*")
+    Regex::new(r"\b\d{1,3}(?:[ \u{a0}\u{202f}]\d{3})+(?:[.,]\d+)?\b|\d+(?:[.,]\d+)*")
         .unwrap_or_else(|_| unreachable!())
 });
 
@@ -206,6 +206,8 @@ const NUMBER_STEMS_RU: &[(&str, &str)] = &[
     ("пят", "5"),
     ("шест", "6"),
     ("сем", "7"),
+    ("семер", "7"),
+    ("семёр", "7"),
     ("седьм", "7"),
     ("восем", "8"),
     ("восьм", "8"),
@@ -254,20 +256,34 @@ fn numbers(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Digits of the numbers `text` spells out in words.
+/// Digits of the numbers `text` spells out in words; a ten followed by a unit
+/// ("twenty-four", "двадцать четыре") also counts as their sum.
 fn spelled_numbers(text: &str) -> Vec<String> {
     let mut out = Vec::new();
+    let mut previous: Vec<u32> = Vec::new();
     for word in words(text) {
-        // "twenty-four" is two words here, and counts as 20 and 4.
-        if let Some((_, d)) = NUMBER_WORDS_EN.iter().find(|(w, _)| *w == word) {
-            out.push((*d).to_string());
-        }
-        let letters = word.chars().count();
-        for (stem, d) in NUMBER_STEMS_RU {
-            if word.starts_with(stem) && letters <= stem.chars().count() + 3 {
-                out.push((*d).to_string());
-            }
-        }
+        let mut values: Vec<u32> = NUMBER_WORDS_EN
+            .iter()
+            .filter(|(w, _)| *w == word)
+            .map(|(_, d)| *d)
+            .chain(
+                NUMBER_STEMS_RU
+                    .iter()
+                    .filter(|(stem, _)| {
+                        word.starts_with(stem) && word.chars().count() <= stem.chars().count() + 3
+                    })
+                    .map(|(_, d)| *d),
+            )
+            .filter_map(|d| d.parse().ok())
+            .collect();
+        let sums: Vec<u32> = previous
+            .iter()
+            .filter(|&&t| t >= 20 && t < 100 && t % 10 == 0)
+            .flat_map(|&t| values.iter().filter(|&&u| u < 10).map(move |&u| t + u))
+            .collect();
+        values.extend(sums);
+        out.extend(values.iter().map(u32::to_string));
+        previous = values;
     }
     out
 }
@@ -352,37 +368,41 @@ fn number_problems(source: &str, output: &str) -> Vec<Problem> {
     let mut problems = Vec::new();
     let in_source = numbers(source);
     let in_output = numbers(output);
-    let found: Vec<&str> = in_output.iter().map(|(_, d)| d.as_str()).collect();
-    let is_found = |digits: &str| found.iter().any(|f| matches(digits, f));
+    // Every number of a side and every digit group of its dates and times.
+    let pool = |nums: &[(String, String)]| -> Vec<String> {
+        nums.iter()
+            .flat_map(|(w, d)| std::iter::once(d.clone()).chain(parts(w)))
+            .collect()
+    };
+    // A number is accounted for by the other side when it is there whole, or each of its
+    // groups is ("05.09.2020" and "5.9.2020", "5.30pm" and "17:30").
+    let accounted = |written: &str, digits: &str, other: &[String]| {
+        let found = |d: &str| other.iter().any(|o| matches(d, o));
+        let groups = parts(written);
+        found(digits) || (!groups.is_empty() && groups.iter().all(|g| found(g)))
+    };
+    let in_output_pool = pool(&in_output);
     let mut seen: Vec<&str> = Vec::new();
     for (written, digits) in &in_source {
         if seen.contains(&digits.as_str()) {
             continue;
         }
-        let groups = parts(written);
-        let kept = is_found(digits) || (!groups.is_empty() && groups.iter().all(|g| is_found(g)));
-        if !kept {
+        if !accounted(written, digits, &in_output_pool) {
             problems.push(Problem::MissingNumber {
                 number: written.clone(),
             });
         }
         seen.push(digits);
     }
-    let spelled = spelled_numbers(source);
-    let groups: Vec<String> = in_source.iter().flat_map(|(w, _)| parts(w)).collect();
-    let known: Vec<&str> = in_source
-        .iter()
-        .map(|(_, d)| d.as_str())
-        .chain(spelled.iter().map(String::as_str))
-        .chain(groups.iter().map(String::as_str))
-        .collect();
+    let mut known = pool(&in_source);
+    known.extend(spelled_numbers(source));
     let mut seen: Vec<&str> = Vec::new();
     for (written, digits) in &in_output {
         // A lone zero ("12:00" from "12.00", "01:00" from "1am") misleads nobody.
         if canonical(digits) == "0" || seen.contains(&digits.as_str()) {
             continue;
         }
-        if !known.iter().any(|k| matches(k, digits)) {
+        if !accounted(written, digits, &known) {
             problems.push(Problem::ExtraNumber {
                 number: written.clone(),
             });
