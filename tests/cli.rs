@@ -577,7 +577,6 @@ fn models_list_info_and_errors() {
         "qwen3-1.7b",
         "gemma-3-270m",
         "mt5-xlsum",
-        "madlad400-3b",
     ] {
         assert!(names.contains(&n), "{n} listed");
     }

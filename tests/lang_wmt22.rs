@@ -12,14 +12,9 @@ use svodka::article::{Article, Paragraph};
 /// Paragraphs with at least this many letters must never be confused between ru and en.
 const MIN_LETTERS: usize = 20;
 
-/// The WMT22 news folder: the committed copy, else the shared data folder.
-fn data_dir() -> Option<PathBuf> {
-    [
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/news-wmt22"),
-        PathBuf::from("/work/shared/data/news-wmt22"),
-    ]
-    .into_iter()
-    .find(|dir| dir.join("ru").is_dir() && dir.join("en").is_dir())
+/// The committed copy of the WMT22 news documents.
+fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/news-wmt22")
 }
 
 fn documents(dir: &Path) -> Vec<(String, String)> {
@@ -102,10 +97,7 @@ impl Tally {
 
 #[test]
 fn wmt22_articles_and_paragraphs() {
-    let Some(dir) = data_dir() else {
-        eprintln!("skipped: no news-wmt22 folder in tests/fixtures or /work/shared/data");
-        return;
-    };
+    let dir = data_dir();
     for lang in ["ru", "en"] {
         let docs = documents(&dir.join(lang));
         assert_eq!(
@@ -143,15 +135,7 @@ fn wmt22_articles_and_paragraphs() {
 
 #[test]
 fn wmt22_segments() {
-    let Some(dir) = data_dir() else {
-        eprintln!("skipped: no news-wmt22 folder in tests/fixtures or /work/shared/data");
-        return;
-    };
-    let dir = dir.join("segmented");
-    if !dir.is_dir() {
-        eprintln!("skipped: no segmented/ folder in {}", dir.display());
-        return;
-    }
+    let dir = data_dir().join("segmented");
     for lang in ["ru", "en"] {
         let mut segments = Tally::default();
         for (_, text) in documents(&dir.join(lang)) {
@@ -168,24 +152,17 @@ fn wmt22_segments() {
     }
 }
 
-/// The whole WMT22 general test set (news, social, e-commerce, conversation), one
-/// segment per line, when the shared data folder is present.
+/// Every fourth line of the WMT22 general test set (news, social, e-commerce,
+/// conversation), one segment per line: tests/fixtures/wmt22.
 #[test]
 fn wmt22_general_test_set_all_domains() {
-    let dir = PathBuf::from("/work/shared/data/wmt22");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/wmt22");
     let files = [
         ("generaltest2022.ru-en.src.ru", "ru"),
         ("generaltest2022.ru-en.ref.A.en", "en"),
         ("generaltest2022.en-ru.src.en", "en"),
         ("generaltest2022.en-ru.ref.A.ru", "ru"),
     ];
-    if !files.iter().all(|(name, _)| dir.join(name).is_file()) {
-        eprintln!(
-            "skipped: the WMT22 general test set is not in {}",
-            dir.display()
-        );
-        return;
-    }
     for (name, lang) in files {
         let text =
             std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));

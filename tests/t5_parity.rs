@@ -249,11 +249,13 @@ fn map_reduce_covers_every_chunk_of_a_long_article() {
     assert!(!report.summary.sentences.is_empty());
 }
 
-/// The real mT5_multilingual_XLSum on a fixture article, when it is available locally:
-/// `SVODKA_T5_MODEL` (a folder, or a registry alias in the cache), else `mt5-xlsum` from
-/// the Hub cache, offline.
+/// The real mT5_multilingual_XLSum on a fixture article: `SVODKA_T5_MODEL` (a folder, or
+/// a registry alias in the cache), else `mt5-xlsum` from the Hub cache, offline. A
+/// 2.3 GB model CI does not fetch, so it runs only when asked for (`-- --ignored`), and
+/// then fails without the model instead of passing without a check.
 #[test]
-fn real_xlsum_summarizes_when_present() {
+#[ignore = "needs mt5-xlsum (2.3 GB) in the Hub cache: svodka models pull mt5-xlsum"]
+fn real_xlsum_summarizes() {
     use svodka::hub::{download, Registry};
     let spec = std::env::var("SVODKA_T5_MODEL").unwrap_or_else(|_| "mt5-xlsum".into());
     let fetch = download::FetchOptions {
@@ -262,13 +264,9 @@ fn real_xlsum_summarizes_when_present() {
         quiet: true,
         endpoint: None,
     };
-    let files = match Registry::load(None).and_then(|r| download::resolve(&spec, &r, &fetch)) {
-        Ok(f) => f,
-        Err(e) => {
-            println!("skipped: model {spec} not available offline ({e})");
-            return;
-        }
-    };
+    let files = Registry::load(None)
+        .and_then(|r| download::resolve(&spec, &r, &fetch))
+        .unwrap_or_else(|e| panic!("model {spec} is not available offline: {e}"));
     let started = std::time::Instant::now();
     let mut summarizer = t5::load(&files, &Device::Cpu).unwrap();
     println!("loaded {spec} in {:.1?}", started.elapsed());

@@ -61,6 +61,12 @@ impl Detection {
         }
     }
 
+    /// Whether the language could not be told at all (too few letters, an unknown
+    /// script), as opposed to a language svodka does not work with.
+    pub fn is_undetermined(&self) -> bool {
+        self.lang == UNDETERMINED
+    }
+
     fn undetermined() -> Self {
         Detection {
             lang: UNDETERMINED.to_string(),

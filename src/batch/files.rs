@@ -1,9 +1,11 @@
-//! The output folder: where it may be, atomic writes, and clearing what a killed run
-//! left behind.
+//! The output folder: where it may be, who may write into it, atomic writes, and
+//! clearing what a killed run left behind.
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 
+use super::Shard;
 use crate::{Error, Result};
 
 /// Every temporary file svodka writes starts with this, so a later run can find them.
@@ -68,7 +70,9 @@ pub enum Durability {
 }
 
 /// Writes `content` to `path` through a temporary file in the same folder, renamed into
-/// place: a reader (or a later run) sees the old file or the whole new one.
+/// place: a reader (or a later run) sees the old file or the whole new one. The file gets
+/// the permissions any tool's new file gets (0666 less the umask), not the temporary
+/// file's private 0600; a symbolic link at `path` is replaced, never followed.
 pub fn write_atomic(
     path: &Path,
     content: &[u8],
@@ -77,10 +81,15 @@ pub fn write_atomic(
 ) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(prefix)
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        // Passed to open(2), which takes the umask off as for any new file.
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let mut tmp = builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
     tmp.write_all(content)
         .and_then(|()| match durability {
             Durability::Synced => tmp.as_file().sync_all(),
@@ -88,7 +97,124 @@ pub fn write_atomic(
         })
         .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    if durability == Durability::Synced {
+        // The rename lives in the folder: until the folder is synced, a power cut can
+        // bring back the old file (or none).
+        sync_dir(dir)?;
+    }
     Ok(())
+}
+
+/// Flushes a folder's entries (new names, renames) to disk.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Refuses to write `rel` under `out` when a folder on the way is a symbolic link: a link
+/// planted in the output folder must not send outputs elsewhere. Folders not there yet
+/// are fine (they are created as real folders).
+pub fn check_no_links(out: &Path, rel: &Path) -> Result<()> {
+    let mut at = out.to_path_buf();
+    let parent = rel.parent().unwrap_or(Path::new(""));
+    for part in parent.components() {
+        let Component::Normal(name) = part else {
+            return Err(Error::bad_input(
+                out.join(rel),
+                "output path leaves the output folder",
+            ));
+        };
+        at.push(name);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.file_type().is_symlink() => return Err(link_refused(&at)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(&at, e)),
+        }
+    }
+    Ok(())
+}
+
+/// The error for a symbolic link found where svodka writes.
+pub fn link_refused(path: &Path) -> Error {
+    Error::bad_input(
+        path,
+        "is a symbolic link inside the output folder; svodka does not write through links \
+         there (remove it or choose another --out)",
+    )
+}
+
+/// Opens `path` for appending, creating it, refusing a symbolic link at `path`.
+pub fn open_append_nofollow(path: &Path) -> Result<File> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(link_refused(path));
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Name of the lock file every run into a folder takes.
+pub const LOCK: &str = ".svodka.lock";
+
+/// The locks a run holds on its output folder, released when dropped (or when the
+/// process dies, however it dies: they are flock(2) locks, not files that must be
+/// cleaned up).
+#[derive(Debug)]
+pub struct OutLock {
+    _files: Vec<File>,
+}
+
+/// Locks the output folder `out` for one run: a whole run (or a merge) holds
+/// [`LOCK`] alone; shards share it, each holding its own shard's lock alone, since
+/// shards of one corpus write into one folder by design. A second run into the same
+/// folder is refused with one line saying so.
+pub fn lock_out(out: &Path, shard: Option<Shard>) -> Result<OutLock> {
+    let main = open_append_nofollow(&out.join(LOCK))?;
+    let busy = |who: &str| {
+        Error::bad_input(
+            out,
+            format!(
+                "{who} is already writing into this folder (it holds {LOCK}); wait for it \
+                 to finish or choose another --out"
+            ),
+        )
+    };
+    let locked = |r: std::result::Result<(), TryLockError>, path: &Path, who: &str| match r {
+        Ok(()) => Ok(()),
+        Err(TryLockError::WouldBlock) => Err(busy(who)),
+        Err(TryLockError::Error(e)) => Err(Error::io(path, e)),
+    };
+    match shard {
+        None => {
+            locked(main.try_lock(), &out.join(LOCK), "another svodka run")?;
+            Ok(OutLock { _files: vec![main] })
+        }
+        Some(Shard { index, count }) => {
+            locked(
+                main.try_lock_shared(),
+                &out.join(LOCK),
+                "an unsharded svodka run",
+            )?;
+            let name = format!(".svodka-shard-{index}-of-{count}.lock");
+            let own = open_append_nofollow(&out.join(&name))?;
+            locked(
+                own.try_lock(),
+                &out.join(&name),
+                &format!("another svodka run of shard {index}/{count}"),
+            )?;
+            Ok(OutLock {
+                _files: vec![main, own],
+            })
+        }
+    }
 }
 
 /// Removes the temporary files starting with `prefix` under `dir` (a killed run's

@@ -2,7 +2,7 @@
 //! that a run killed at any moment leaves a record of everything it finished.
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +19,8 @@ pub const MANIFEST: &str = "manifest.jsonl";
 pub enum Status {
     /// Output written in this run.
     Done,
-    /// Output written by an earlier run with the same content and options, and present.
+    /// Output written by an earlier run with the same content and options, and present
+    /// (written by earlier versions on every re-run; a run now only counts these).
     Skipped,
     /// Not done; `error` says why.
     Failed,
@@ -108,13 +109,16 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Opens (creating) `path` for appending.
+    /// Opens (creating) `path` for appending; a symbolic link there is refused, not
+    /// followed, so that a link planted in the output folder cannot make svodka append
+    /// to a file elsewhere.
     pub fn open(path: &Path) -> Result<Writer> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let existed = std::fs::symlink_metadata(path).is_ok();
+        let file = super::files::open_append_nofollow(path)?;
+        if !existed {
+            // A synced line is only safe once the file's name is on disk too.
+            super::files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
+        }
         Ok(Writer {
             file,
             path: path.to_path_buf(),
@@ -122,18 +126,13 @@ impl Writer {
     }
 
     /// Appends one line with a single write (O_APPEND keeps it whole) and syncs it.
-    /// `skipped` lines are not synced: losing one to a power cut loses no work, and a
-    /// resume of a large corpus would otherwise spend its time in fsync.
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
         let mut line = serde_json::to_vec(entry)
             .map_err(|e| Error::Unsupported(format!("manifest line: {e}")))?;
         line.push(b'\n');
         self.file
             .write_all(&line)
-            .and_then(|()| match entry.status {
-                Status::Skipped => Ok(()),
-                Status::Done | Status::Failed => self.file.sync_data(),
-            })
+            .and_then(|()| self.file.sync_data())
             .map_err(|e| Error::io(&self.path, e))
     }
 }
@@ -141,6 +140,9 @@ impl Writer {
 /// Reads a manifest's lines, in file order. A line that does not parse (a file cut short
 /// by a crash of the machine) is counted and passed over.
 pub fn read(path: &Path) -> Result<(Vec<Entry>, usize)> {
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(super::files::link_refused(path));
+    }
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut bad = 0;
     let entries = text
@@ -209,6 +211,7 @@ pub fn latest_in(dir: &Path) -> Result<(Vec<Entry>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     pub(crate) fn entry(input: &str, status: Status, at: u64) -> Entry {
         Entry {

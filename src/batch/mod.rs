@@ -138,6 +138,8 @@ pub struct MergeSummary {
 /// folders become absolute. With `digest`, also writes `dest/digest.md`.
 pub fn merge(dirs: &[PathBuf], dest: &Path, digest: bool) -> Result<MergeSummary> {
     let dest_abs = files::resolve(dest)?;
+    std::fs::create_dir_all(&dest_abs).map_err(|e| Error::io(&dest_abs, e))?;
+    let _lock = files::lock_out(&dest_abs, None)?;
     let mut all = Vec::new();
     let mut unreadable = 0;
     for dir in dirs {

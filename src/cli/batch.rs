@@ -48,11 +48,13 @@ translating, briefs/sub/a.translation.txt (.md, .json with --format). Translatio
 model for the whole process; the sentences of --batch-docs documents are translated
 together, while reading and writing go on in --jobs threads. Documents already in the
 target language are written unchanged, with a note in the JSON output.
-briefs/manifest.jsonl gets one line per document and task: input, content sha256, task,
-engine, model, revision, options fingerprint, output, status (done, skipped, failed),
+briefs/manifest.jsonl gets one line per document and task done or failed: input, content
+sha256, task, engine, model, revision, options fingerprint, output, status (done, failed),
 error and timings. A run that is stopped or killed keeps what it finished; the
 same command again skips every document whose content and options are unchanged and whose
-output is intact (--force redoes them). Documents that failed are tried again.
+output is intact (--force redoes them), counting them in its last line without adding
+manifest lines. Documents that failed are tried again. One run at a time writes into an
+output folder (it holds OUT/.svodka.lock); a second is refused.
 
 Exit status: 0 all done or skipped, 1 some documents failed (or Ctrl-C stopped the run),
 2 bad arguments. With --shard, each shard writes manifest-shard-I-of-N.jsonl and only

@@ -159,8 +159,9 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
         SummaryEngine::Llm | SummaryEngine::T5 => {
             // Check the input before the (slow) model load.
             let article = input.read()?;
-            let (source_lang, _) =
-                pipe::article_language(&article).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let source_lang = pipe::readable_part(&article)
+                .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
+                .lang;
             let loaded = if args.engine == SummaryEngine::Llm {
                 let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_LLM);
                 let l = super::models::load_llm(global, spec, args.generation.context as usize)?;

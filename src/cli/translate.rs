@@ -277,11 +277,14 @@ fn report_messages(global: &GlobalArgs, name: &str, report: &TranslationReport) 
             Some(i) => format!("paragraph {}", i + 1),
             None => "headline".to_string(),
         };
-        let source = report
-            .segments
-            .get(p.segment)
-            .map(|s| short(&s.source))
-            .unwrap_or_default();
+        let source = match p.segment {
+            Some(i) => report.segments.get(i).map(|s| short(&s.source)),
+            None => match p.paragraph {
+                Some(i) => report.paragraphs.get(i).map(|t| short(&t.source.text)),
+                None => report.source_title.as_deref().map(short),
+            },
+        }
+        .unwrap_or_default();
         eprintln!(
             "svodka: {name}: warning: {where_}, {source:?}: {}",
             p.problem

@@ -248,6 +248,14 @@ impl ModelEntry {
                 return Err(format!("model {name}: local_sha256 must be 64 hex digits"));
             }
         }
+        // `svodka translate` runs Marian and GGUF LLMs only: a T5 entry listed for
+        // translation would be offered and then fail to load.
+        if self.tasks.contains(&Task::Translate) && self.architecture == Architecture::T5 {
+            return Err(format!(
+                "model {name}: task \"translate\" needs a marian or gguf-llm model; \
+                 svodka runs t5 models for summaries only"
+            ));
+        }
         Ok(())
     }
 }
@@ -375,7 +383,6 @@ mod tests {
             "qwen3-1.7b",
             "gemma-3-270m",
             "mt5-xlsum",
-            "madlad400-3b",
         ] {
             assert!(r.get(name).is_some(), "missing {name}");
         }
@@ -444,6 +451,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("owner/name"), "{err}");
+
+        let err = r
+            .merge_str(
+                "[models.x]\nrepo = \"a/b\"\narchitecture = \"t5\"\ntasks = [\"translate\"]\ndiscover = true\n",
+                Path::new("/r.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("summaries only"), "{err}");
     }
 
     #[test]

@@ -70,6 +70,99 @@ pub fn article_language(article: &Article) -> Result<(Lang, Detection)> {
     }
 }
 
+/// What of an article svodka can summarize, and in which language.
+#[derive(Debug, Clone)]
+pub struct ReadablePart {
+    /// The article without its paragraphs in other languages; `None`: all of it.
+    pub article: Option<Article>,
+    /// Index in the whole article of each paragraph of `article`.
+    pub kept: Vec<usize>,
+    /// Language of the summarized text.
+    pub lang: Lang,
+    /// How it was detected.
+    pub detection: Detection,
+    /// What was left out, for the report.
+    pub warnings: Vec<String>,
+}
+
+/// The part of `article` svodka can summarize. An article in Russian or English is taken
+/// whole, as it is; one whose main language is another (a Ukrainian article quoting
+/// Russian and English) keeps its Russian and English paragraphs, and says which others
+/// it left out. With none of them, the article is refused naming its language.
+pub fn readable_part(article: &Article) -> Result<ReadablePart> {
+    let refusal = match article_language(article) {
+        Ok((lang, detection)) => {
+            return Ok(ReadablePart {
+                article: None,
+                kept: (0..article.paragraphs.len()).collect(),
+                lang,
+                detection,
+                warnings: Vec::new(),
+            })
+        }
+        Err(e) => e,
+    };
+    let mut part = Article {
+        paragraphs: Vec::new(),
+        ..article.clone()
+    };
+    let mut kept = Vec::new();
+    let mut left: Vec<(String, Vec<usize>)> = Vec::new();
+    for (i, p) in article.paragraphs.iter().enumerate() {
+        let found = lang::detect(&p.text);
+        if found.known().is_some() || found.is_undetermined() {
+            part.paragraphs.push(p.clone());
+            kept.push(i);
+        } else {
+            match left.iter_mut().find(|(l, _)| *l == found.lang) {
+                Some((_, at)) => at.push(i + 1),
+                None => left.push((found.lang, vec![i + 1])),
+            }
+        }
+    }
+    if part.title.as_deref().is_some_and(|t| {
+        let found = lang::detect(t);
+        found.known().is_none() && !found.is_undetermined()
+    }) {
+        part.title = None;
+    }
+    let (lang, detection) = match article_language(&part) {
+        Ok(found) if !part.paragraphs.is_empty() => found,
+        _ => return Err(refusal),
+    };
+    let warnings = left
+        .into_iter()
+        .map(|(l, at)| {
+            let at: Vec<String> = at.iter().map(usize::to_string).collect();
+            format!(
+                "paragraph(s) {} in {l} left out: svodka summarizes Russian and English only",
+                at.join(", ")
+            )
+        })
+        .collect();
+    Ok(ReadablePart {
+        article: Some(part),
+        kept,
+        lang,
+        detection,
+        warnings,
+    })
+}
+
+impl ReadablePart {
+    /// The text to summarize: the part, or `whole` when nothing was left out.
+    pub fn text<'a>(&'a self, whole: &'a Article) -> &'a Article {
+        self.article.as_ref().unwrap_or(whole)
+    }
+
+    /// Points the summary's sentences at paragraphs of the whole article.
+    fn map_back(&self, summary: &mut Summary) {
+        for s in &mut summary.sentences {
+            s.paragraph = s.paragraph.and_then(|i| self.kept.get(i).copied());
+        }
+    }
+}
+
 fn require_body(article: &Article) -> Result<()> {
     if article.paragraphs.is_empty() {
         return Err(Error::Unsupported(
@@ -106,10 +199,12 @@ pub fn summarize(
     opts: &SummaryOptions,
 ) -> Result<SummaryReport> {
     require_body(article)?;
-    let (lang, detection) = article_language(article)?;
+    let part = readable_part(article)?;
     let start = Instant::now();
-    let summary = engine.summarize(article, lang, opts)?;
-    let mut r = report(article, detection, summary, engine.name());
+    let mut summary = engine.summarize(part.text(article), part.lang, opts)?;
+    part.map_back(&mut summary);
+    let mut r = report(article, part.detection.clone(), summary, engine.name());
+    r.warnings = part.warnings;
     r.elapsed_ms = start.elapsed().as_millis() as u64;
     Ok(r)
 }
@@ -220,17 +315,19 @@ pub fn summarize_with(
     mut run: AbstractiveRun,
 ) -> Result<SummaryReport> {
     require_body(article)?;
-    let (source_lang, detection) = article_language(article)?;
+    let part = readable_part(article)?;
+    let (source_lang, detection) = (part.lang, part.detection.clone());
     let lang = opts.lang.unwrap_or(source_lang);
     let start = Instant::now();
     let mut stats = MapReduceStats::default();
-    let mut warnings = Vec::new();
+    let mut warnings = part.warnings.clone();
 
+    let text = part.text(article);
     let mut blocks: Vec<String> = Vec::new();
-    if let Some(t) = &article.title {
+    if let Some(t) = &text.title {
         blocks.push(t.clone());
     }
-    blocks.extend(article.paragraphs.iter().map(|p| p.text.clone()));
+    blocks.extend(text.paragraphs.iter().map(|p| p.text.clone()));
 
     let mut task = WriteTask::Summarize;
     let final_text = loop {

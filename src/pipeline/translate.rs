@@ -5,9 +5,10 @@
 //! than half the model's source limit is split at clause boundaries (`;`, `:`, dashes,
 //! commas), then between words — never truncated. Units of one source language are
 //! sorted by length, packed into batches by a padded-token budget, translated, and put
-//! back in order. Each sentence's translation is checked against its source (numbers,
-//! URLs, quotes, self-repetition, cut-off); a failing one is decoded again with beam
-//! search and `no_repeat_ngram_size = 3`, and what still fails is reported, never hidden.
+//! back in order. Each sentence's translation is checked against its source (numbers
+//! both ways, URLs, quotes, self-repetition, length, cut-off: [`super::checks`]); a
+//! failing one is decoded again with beam search and `no_repeat_ngram_size = 3`, and
+//! what still fails is reported, never hidden.
 //!
 //! Inline markup is restored without placeholders, which models mangle:
 //! - a span covering a whole sentence covers its whole translation;
@@ -22,16 +23,16 @@
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::LazyLock;
 use std::time::Instant;
 
-use regex::Regex;
 use serde::Serialize;
 
 use crate::article::{lang, segment, Article, BlockKind, Lang, Metadata, Paragraph, Span, Style};
 use crate::decode::DecodeOptions;
 use crate::engine::{Translation, Translator};
 use crate::{Error, Result};
+
+pub use super::checks::{check, Problem};
 
 /// How to translate an article.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,65 +76,6 @@ pub fn default_decode(beam: usize) -> DecodeOptions {
         max_length_ratio: Some(3.0),
         max_length_offset: 10,
         ..DecodeOptions::default()
-    }
-}
-
-/// Something wrong with a translation, found by comparing it with its source.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Problem {
-    /// A number of the source is not in the translation.
-    MissingNumber {
-        /// The number as the source writes it.
-        number: String,
-    },
-    /// A URL of the source is not in the translation.
-    MissingUrl {
-        /// The URL.
-        url: String,
-    },
-    /// The source quotes something and the translation has no quotation marks.
-    LostQuotes,
-    /// The translation is empty.
-    Empty,
-    /// The translation repeats itself.
-    Repetition,
-    /// Decoding hit its length limit before the sentence ended.
-    Cut,
-    /// A link's text was not found in the translation; the link follows the sentence.
-    LinkMoved {
-        /// The translated link text.
-        text: String,
-    },
-    /// Emphasis whose text was not found in the translation was dropped.
-    MarkupDropped {
-        /// The translated text that was emphasised.
-        text: String,
-    },
-}
-
-impl std::fmt::Display for Problem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Problem::MissingNumber { number } => write!(f, "number {number} is missing"),
-            Problem::MissingUrl { url } => write!(f, "URL {url} is missing"),
-            Problem::LostQuotes => f.write_str("quotation marks are lost"),
-            Problem::Empty => f.write_str("the translation is empty"),
-            Problem::Repetition => f.write_str("the translation repeats itself"),
-            Problem::Cut => f.write_str("the translation was cut at the length limit"),
-            Problem::LinkMoved { text } => {
-                write!(
-                    f,
-                    "link text {text:?} not found; the link follows the sentence"
-                )
-            }
-            Problem::MarkupDropped { text } => {
-                write!(
-                    f,
-                    "emphasis on {text:?} could not be placed and was dropped"
-                )
-            }
-        }
     }
 }
 
@@ -197,8 +139,9 @@ pub struct TranslateStats {
 /// One problem with where it is, for reports.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReportedProblem {
-    /// Index into [`TranslationReport::segments`].
-    pub segment: usize,
+    /// Index into [`TranslationReport::segments`]; absent for a paragraph kept whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment: Option<usize>,
     /// Paragraph of the segment (`None`: headline).
     pub paragraph: Option<usize>,
     /// What is wrong.
@@ -244,6 +187,9 @@ pub struct Plan<'a> {
     /// Source language of each paragraph; `None`: passes through.
     paragraph_from: Vec<Option<Lang>>,
     notes: Vec<String>,
+    /// Headline (`None`) and paragraphs in a language svodka does not translate, with
+    /// that language: kept as they are and reported.
+    foreign: Vec<(Option<usize>, String)>,
 }
 
 impl<'a> Plan<'a> {
@@ -257,28 +203,44 @@ impl<'a> Plan<'a> {
         }
         let fallback = lang::detect_article(article).known();
         let mut notes = Vec::new();
-        let mut decide = |text: &str, what: &str| -> Option<Lang> {
+        let mut foreign = Vec::new();
+        // The article's language stands in only where a paragraph's own cannot be told
+        // (too few letters); a paragraph clearly in another language (Ukrainian in a
+        // Russian article) is not fed to a Russian model: it is kept and reported.
+        let mut decide = |text: &str, at: Option<usize>| -> Option<Lang> {
             if !text.chars().any(char::is_alphabetic) {
                 return None;
             }
             let lang = match opts.from {
                 Some(l) => l,
-                None => match lang::detect(text).known().or(fallback) {
-                    Some(l) => l,
-                    None => {
-                        notes.push(format!("{what}: language not recognised, kept as it is"));
-                        return None;
+                None => {
+                    let found = lang::detect(text);
+                    match (found.known(), fallback) {
+                        (Some(l), _) => l,
+                        (None, _) if !found.is_undetermined() => {
+                            foreign.push((at, found.lang));
+                            return None;
+                        }
+                        (None, Some(l)) => l,
+                        (None, None) => {
+                            let what = match at {
+                                Some(i) => format!("paragraph {}", i + 1),
+                                None => "headline".into(),
+                            };
+                            notes.push(format!("{what}: language not recognised, kept as it is"));
+                            return None;
+                        }
                     }
-                },
+                }
             };
             (lang != opts.to).then_some(lang)
         };
-        let title_from = article.title.as_deref().and_then(|t| decide(t, "headline"));
+        let title_from = article.title.as_deref().and_then(|t| decide(t, None));
         let paragraph_from: Vec<Option<Lang>> = article
             .paragraphs
             .iter()
             .enumerate()
-            .map(|(i, p)| decide(&p.text, &format!("paragraph {}", i + 1)))
+            .map(|(i, p)| decide(&p.text, Some(i)))
             .collect();
         let mut plan = Plan {
             article,
@@ -286,7 +248,19 @@ impl<'a> Plan<'a> {
             title_from,
             paragraph_from,
             notes,
+            foreign,
         };
+        let readable = std::iter::once(article.title.as_deref())
+            .flatten()
+            .chain(article.paragraphs.iter().map(|p| p.text.as_str()))
+            .any(|t| lang::detect(t).known().is_some());
+        if !plan.foreign.is_empty() && !readable {
+            let whole = lang::detect_article(article);
+            return Err(Error::Unsupported(format!(
+                "the article's language is {} (confidence {:.2}); svodka translates Russian and English only",
+                whole.lang, whole.confidence
+            )));
+        }
         if plan.sources().is_empty() {
             plan.notes.push(format!(
                 "nothing to translate: the text is already in {} (or has no recognised language); it is printed unchanged",
@@ -354,10 +328,22 @@ impl<'a> Plan<'a> {
             dtype: None,
             paragraphs,
             segments: Vec::new(),
-            problems: Vec::new(),
+            problems: self.foreign_problems(),
             notes: Vec::new(),
             stats: TranslateStats::default(),
         }
+    }
+
+    /// A problem for each part kept because of its language.
+    fn foreign_problems(&self) -> Vec<ReportedProblem> {
+        self.foreign
+            .iter()
+            .map(|(at, lang)| ReportedProblem {
+                segment: None,
+                paragraph: *at,
+                problem: Problem::Untranslated { lang: lang.clone() },
+            })
+            .collect()
     }
 }
 
@@ -586,8 +572,11 @@ impl<'p, 't> Run<'p, 't> {
         let all: Vec<usize> = (0..self.jobs.len()).collect();
         self.stats.units = all.len();
         let mut results = self.translate_jobs(&all, &opts.decode)?;
-        let mut segments: Vec<Segment> =
-            self.units.iter().map(|u| segment_of(u, &results)).collect();
+        let mut segments: Vec<Segment> = self
+            .units
+            .iter()
+            .map(|u| segment_of(u, opts.to, &results))
+            .collect();
         if opts.retry {
             self.retry_failing(&mut segments, &mut results)?;
         }
@@ -630,7 +619,7 @@ impl<'p, 't> Run<'p, 't> {
                 .iter()
                 .filter_map(|j| second.get(j).or(results.get(j)).map(|t| (*j, t.clone())))
                 .collect();
-            let again = segment_of(unit, &merged);
+            let again = segment_of(unit, self.plan.opts.to, &merged);
             if again.problems.len() <= segments[i].problems.len() {
                 for &j in &unit.parts {
                     if let Some(t) = merged.remove(&j) {
@@ -682,17 +671,20 @@ impl<'p, 't> Run<'p, 't> {
                 translated,
             });
         }
-        let problems = segments
+        let mut problems: Vec<ReportedProblem> = segments
             .iter()
             .enumerate()
             .flat_map(|(i, s)| {
                 s.problems.iter().map(move |p| ReportedProblem {
-                    segment: i,
+                    segment: Some(i),
                     paragraph: s.paragraph,
                     problem: p.clone(),
                 })
             })
             .collect();
+        // In reading order: the headline's first, then by paragraph.
+        problems.extend(plan.foreign_problems());
+        problems.sort_by_key(|p| p.paragraph.map_or(0, |i| i + 1));
         Ok(TranslationReport {
             title,
             source_title: article.title.clone(),
@@ -713,7 +705,7 @@ impl<'p, 't> Run<'p, 't> {
 }
 
 /// The segment of `unit` from the translations of its parts, checked.
-fn segment_of(unit: &Unit, results: &HashMap<usize, Translation>) -> Segment {
+fn segment_of(unit: &Unit, to: Lang, results: &HashMap<usize, Translation>) -> Segment {
     let parts: Vec<&Translation> = unit.parts.iter().filter_map(|j| results.get(j)).collect();
     let translation = parts
         .iter()
@@ -727,7 +719,7 @@ fn segment_of(unit: &Unit, results: &HashMap<usize, Translation>) -> Segment {
         .map(|t| t.score * t.tokens.max(1) as f32)
         .sum::<f32>()
         / tokens.max(1) as f32;
-    let mut problems = check(&unit.source, &translation);
+    let mut problems = check(&unit.source, &translation, unit.from, to);
     if parts.iter().any(|t| t.cut) {
         problems.push(Problem::Cut);
     }
@@ -935,108 +927,9 @@ fn best_cut(text: &str) -> Option<usize> {
     nearest(chars)
 }
 
-static URL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?:https?://|www\.)[^\s<>()\[\]"«»]+"#).unwrap_or_else(|_| unreachable!())
-});
-
-static NUMBER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b\d{1,3}(?:[ \u{a0}\u{202f}]\d{3})+\b|\d+(?:[.,]\d+)*")
-        .unwrap_or_else(|_| unreachable!())
-});
-
-const QUOTES: &[char] = &['"', '«', '»', '“', '”', '„'];
-
-/// URLs of `text`, without trailing sentence punctuation.
-fn urls(text: &str) -> Vec<&str> {
-    URL.find_iter(text)
-        .map(|m| m.as_str().trim_end_matches(['.', ',', ';', ':', '!', '?']))
-        .collect()
-}
-
-/// Numbers of `text` (URLs left out) as written, with their digits.
-fn numbers(text: &str) -> Vec<(String, String)> {
-    let without_urls = URL.replace_all(text, " ");
-    NUMBER
-        .find_iter(&without_urls)
-        .map(|m| {
-            let digits: String = m.as_str().chars().filter(char::is_ascii_digit).collect();
-            (m.as_str().to_string(), digits)
-        })
-        .collect()
-}
-
-/// Whether digit strings `a` and `b` are the same number up to locale formatting and a
-/// scale word ("3 тыс." = "3,000", "1,5 млн" = "1.5 million" = "1 500 000").
-fn same_number(a: &str, b: &str) -> bool {
-    let (long, short) = if a.len() >= b.len() { (a, b) } else { (b, a) };
-    long.starts_with(short) && long[short.len()..].chars().all(|c| c == '0')
-}
-
-/// Lowercase words of `text`.
-fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect()
-}
-
-/// Whether `text` repeats itself: a word three times in a row, a word trigram three
-/// times, or a 4-gram twice.
-fn repeats(text: &str) -> bool {
-    let w = words(text);
-    if w.windows(3).any(|g| g[0] == g[1] && g[1] == g[2]) {
-        return true;
-    }
-    let mut counts: HashMap<&[String], usize> = HashMap::new();
-    for n in [3usize, 4] {
-        counts.clear();
-        for g in w.windows(n) {
-            let c = counts.entry(g).or_default();
-            *c += 1;
-            if (n == 3 && *c >= 3) || (n == 4 && *c >= 2) {
-                return true;
-            }
-        }
-    }
-    false
-}
-
-/// What is wrong with `output` as a translation of `source`.
-pub fn check(source: &str, output: &str) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    if output.trim().is_empty() && source.chars().any(char::is_alphanumeric) {
-        problems.push(Problem::Empty);
-    }
-    let found: Vec<String> = numbers(output).into_iter().map(|(_, d)| d).collect();
-    let mut seen = Vec::new();
-    for (written, digits) in numbers(source) {
-        if seen.contains(&digits) {
-            continue;
-        }
-        if !found.iter().any(|f| same_number(&digits, f)) {
-            problems.push(Problem::MissingNumber { number: written });
-        }
-        seen.push(digits);
-    }
-    for url in urls(source) {
-        if !output.contains(url) {
-            problems.push(Problem::MissingUrl {
-                url: url.to_string(),
-            });
-        }
-    }
-    let quotes = |s: &str| s.chars().filter(|c| QUOTES.contains(c)).count();
-    if quotes(source) >= 2 && quotes(output) < 2 {
-        problems.push(Problem::LostQuotes);
-    }
-    if repeats(output) && !repeats(source) {
-        problems.push(Problem::Repetition);
-    }
-    problems
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::checks::words;
     use super::*;
     use crate::article::read::{parse, Format};
 
@@ -1280,40 +1173,7 @@ mod tests {
         };
         let r = translate(&article, &mut t, &opts).unwrap();
         assert_eq!(r.problems.len(), 2);
-        assert_eq!(r.problems[0].segment, 0);
-    }
-
-    #[test]
-    fn checks_find_lost_numbers_urls_quotes_and_loops() {
-        assert!(check("Рост 1,5 % за 10 000 лет", "Growth 1.5% over 10,000 years").is_empty());
-        assert!(check(
-            "Цены выросли на 3 тыс. рублей",
-            "Prices rose by 3,000 rubles"
-        )
-        .is_empty());
-        assert_eq!(
-            check("In 2020, 15 people", "In 2020, people"),
-            vec![Problem::MissingNumber {
-                number: "15".into()
-            }]
-        );
-        assert_eq!(
-            check("See https://a.ru/x.", "Смотрите сайт."),
-            vec![Problem::MissingUrl {
-                url: "https://a.ru/x".into()
-            }]
-        );
-        assert_eq!(
-            check("He said «yes».", "Он сказал да."),
-            vec![Problem::LostQuotes]
-        );
-        assert_eq!(
-            check("Hello.", "привет привет привет"),
-            vec![Problem::Repetition]
-        );
-        assert!(check("Hello there.", "Привет там.").is_empty());
-        assert_eq!(check("Hello there.", " "), vec![Problem::Empty]);
-        assert!(check("…", "").is_empty());
+        assert_eq!(r.problems[0].segment, Some(0));
     }
 
     #[test]

@@ -16,12 +16,18 @@
 //! plain added tokens, all matched on the raw text before anything else, as llama.cpp does
 //! when asked to parse special tokens. BOS/EOS are added by a template post-processor, so
 //! `tokenizer.encode(text, true)` behaves like llama.cpp's `add_special`.
+//!
+//! Special-token texts are control tokens only where a prompt template wrote them: an
+//! article holding `<end_of_turn>` or `<|im_end|>` must not end the model's turn, so
+//! [`GgufTokenizer::encode_prompt`] matches them in the template's pieces only and
+//! tokenizes outside text as text, as llama.cpp does with `parse_special = false`.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use candle_core::quantized::gguf_file::{Content, Value};
 use tokenizers::decoders::byte_fallback::ByteFallback;
 use tokenizers::decoders::byte_level::ByteLevel;
@@ -70,10 +76,27 @@ const DEFAULT_BPE_REGEXES: &[&str] = &[
     r"[0-9][0-9][0-9]",
 ];
 
+/// One piece of a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PromptPart<'a> {
+    /// Written by the prompt or chat template: its special-token texts are control tokens.
+    Template(&'a str),
+    /// From outside (an article, a partial summary): special-token texts in it are text.
+    Text(&'a str),
+}
+
 /// A tokenizer rebuilt from GGUF metadata, with the special-token facts a generator needs.
 pub struct GgufTokenizer {
-    /// The tokenizer; `encode(text, true)` adds BOS (and EOS) as the GGUF asks.
+    /// The tokenizer, for decoding and for text (`encode(text, true)` adds BOS and EOS as
+    /// the GGUF asks). It takes special-token texts as text: the methods of this struct
+    /// say where they are control tokens.
     pub tokenizer: Tokenizer,
+    /// Finds the special (control and unknown) token texts, leftmost-longest as the
+    /// tokenizer does; `special_ids[pattern]` is each one's id.
+    specials: AhoCorasick,
+    special_ids: Vec<u32>,
+    /// EOS, when the GGUF asks for it at the end of every encoding.
+    add_eos_id: Option<u32>,
     /// Beginning-of-sequence token, when the vocabulary declares one.
     pub bos_id: Option<u32>,
     /// Every token that ends generation: EOS first, then EOT/EOM and known end-of-turn tokens.
@@ -85,13 +108,58 @@ pub struct GgufTokenizer {
 }
 
 impl GgufTokenizer {
-    /// Token ids of `text`; with `add_special`, BOS is prepended when the model wants it.
+    /// Token ids of `text` with its special-token texts as control tokens (llama.cpp's
+    /// `parse_special`), for text a template or the caller wrote; with `add_special`, BOS
+    /// (and EOS) are added when the model wants them.
     pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        let mut ids = self.encode_prompt(&[PromptPart::Template(text)])?;
+        if add_special {
+            if let (true, Some(bos)) = (self.add_bos, self.bos_id) {
+                ids.insert(0, bos);
+            }
+            ids.extend(self.add_eos_id);
+        }
+        Ok(ids)
+    }
+
+    /// Token ids of `text` from outside a template (an article): special-token texts in
+    /// it are tokenized as text, never as control tokens. No BOS.
+    pub fn encode_text(&self, text: &str) -> Result<Vec<u32>> {
+        if text.is_empty() {
+            return Ok(Vec::new());
+        }
         let encoding = self
             .tokenizer
-            .encode(text, add_special)
+            .encode(text, false)
             .map_err(|e| Error::Model(format!("GGUF tokenizer failed to encode text: {e}")))?;
         Ok(encoding.get_ids().to_vec())
+    }
+
+    /// Token ids of a prompt made of template pieces and outside text (no BOS): the
+    /// special-token texts of template pieces are control tokens, those of outside text
+    /// are text. Text runs that meet across a piece boundary are tokenized together, so
+    /// a prompt whose outside text holds no special-token text gets exactly the ids of
+    /// `encode(whole prompt, false)`.
+    pub fn encode_prompt(&self, parts: &[PromptPart]) -> Result<Vec<u32>> {
+        let mut ids = Vec::new();
+        let mut run = String::new();
+        for part in parts {
+            match *part {
+                PromptPart::Text(text) => run.push_str(text),
+                PromptPart::Template(text) => {
+                    let mut at = 0;
+                    for m in self.specials.find_iter(text) {
+                        run.push_str(&text[at..m.start()]);
+                        ids.extend(self.encode_text(&std::mem::take(&mut run))?);
+                        ids.push(self.special_ids[m.pattern().as_usize()]);
+                        at = m.end();
+                    }
+                    run.push_str(&text[at..]);
+                }
+            }
+        }
+        ids.extend(self.encode_text(&run)?);
+        Ok(ids)
     }
 
     /// Text of `ids`; `skip_special` drops control tokens such as BOS and end-of-turn.
@@ -118,8 +186,29 @@ pub fn from_gguf(content: &Content) -> Result<GgufTokenizer> {
     if let Some(processor) = bos_eos_processor(&vocab)? {
         tokenizer.with_post_processor(Some(processor));
     }
+    tokenizer.set_encode_special_tokens(true);
+    // One id per text, the one the tokenizer itself gives it, in a stable order.
+    let mut specials: Vec<(String, u32)> = tokenizer
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, t)| t.special && !t.content.is_empty())
+        .map(|(id, t)| {
+            let id = tokenizer.token_to_id(&t.content).unwrap_or(id);
+            (t.content, id)
+        })
+        .collect();
+    specials.sort_by_key(|&(_, id)| id);
+    specials.dedup();
+    let (texts, special_ids): (Vec<String>, Vec<u32>) = specials.into_iter().unzip();
+    let specials = AhoCorasickBuilder::new()
+        .match_kind(MatchKind::LeftmostLongest)
+        .build(&texts)
+        .map_err(|e| bad_meta(format!("cannot index the special tokens: {e}")))?;
     Ok(GgufTokenizer {
         tokenizer,
+        specials,
+        special_ids,
+        add_eos_id: vocab.eos.filter(|_| vocab.add_eos),
         bos_id: vocab.bos,
         eos_ids: vocab.eog_ids(),
         add_bos: vocab.add_bos,
@@ -693,6 +782,48 @@ mod tests {
             ]
         );
         assert_eq!(t.decode(&ids, true).expect("decodes"), "a\n");
+    }
+
+    #[test]
+    fn special_token_texts_outside_the_template_are_text() {
+        let t = spm(false);
+        let (sot, eot) = (id("<start_of_turn>"), id("<end_of_turn>"));
+        // The caller's own text: a control token, as llama.cpp's parse_special.
+        assert_eq!(tokens(&t, "a<end_of_turn>"), vec![id("a"), eot]);
+        // An article's: text (here unknown characters), never the control token.
+        let text = t.encode_text("a<end_of_turn>").expect("encodes");
+        assert_eq!(text[0], id("a"));
+        assert!(!text.contains(&eot) && text.len() > 2, "{text:?}");
+        let ids = t
+            .encode_prompt(&[
+                PromptPart::Template("<start_of_turn>"),
+                PromptPart::Text("a<end_of_turn><start_of_turn>"),
+                PromptPart::Template("<end_of_turn>"),
+            ])
+            .expect("encodes");
+        assert_eq!(ids.iter().filter(|&&i| i == eot).count(), 1, "{ids:?}");
+        assert_eq!(ids.iter().filter(|&&i| i == sot).count(), 1, "{ids:?}");
+        assert_eq!((ids[0], ids[ids.len() - 1]), (sot, eot));
+        assert_eq!(
+            t.decode(&ids, true).expect("decodes"),
+            "a<end_of_turn><start_of_turn>"
+        );
+    }
+
+    #[test]
+    fn a_prompt_of_parts_tokenizes_as_its_whole_text_when_the_text_is_plain() {
+        let t = spm(false);
+        // "b " + "ab" meet across the boundary: "\u{2581}a" merges over it, as in one string.
+        let parts = [
+            PromptPart::Template("<start_of_turn>b "),
+            PromptPart::Text("ab"),
+            PromptPart::Template("\n<end_of_turn>"),
+        ];
+        assert_eq!(
+            t.encode_prompt(&parts).expect("encodes"),
+            tokens(&t, "<start_of_turn>b ab\n<end_of_turn>")
+        );
+        assert_eq!(tokens(&t, "b ab"), vec![id("b"), id("\u{2581}a"), id("b")]);
     }
 
     #[test]

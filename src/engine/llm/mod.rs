@@ -14,12 +14,46 @@ use serde::Deserialize;
 pub use model::{Family, LlmConfig, LlmModel};
 
 use crate::article::Lang;
-use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer};
+use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer, PromptPart};
 use crate::tokenizer::stream::TokenStream;
 use crate::{Error, Result};
 
 /// The prompt file shipped with svodka.
 const PROMPTS: &str = include_str!("../../../models/prompts.toml");
+
+/// Rendered in place of the article text, then split on: the text goes between the
+/// pieces, tokenized as text, so that a special-token text in an article (an
+/// `<end_of_turn>` in a post about chat models) never becomes a control token. Private-use
+/// characters, which neither prompts.toml nor a chat template writes.
+const TEXT_SLOT: &str = "\u{e000}svodka-text\u{e001}";
+
+/// A rendered prompt: template pieces with the outside text between consecutive ones.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// What the prompt and chat templates wrote, split where the text goes.
+    pieces: Vec<String>,
+    /// Stop strings (completion prompts).
+    pub stop: Vec<String>,
+}
+
+impl Rendered {
+    /// The prompt's parts with `text` in its slots.
+    pub fn parts<'a>(&'a self, text: &'a str) -> Vec<PromptPart<'a>> {
+        let mut parts = Vec::with_capacity(2 * self.pieces.len());
+        for (i, piece) in self.pieces.iter().enumerate() {
+            if i > 0 {
+                parts.push(PromptPart::Text(text));
+            }
+            parts.push(PromptPart::Template(piece));
+        }
+        parts
+    }
+
+    /// The prompt as one string, with `text` in its slots.
+    pub fn text(&self, text: &str) -> String {
+        self.pieces.join(text)
+    }
+}
 
 /// How a model is prompted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -236,25 +270,26 @@ impl LlmEngine {
         self.style
     }
 
-    /// Tokens of `text` without special tokens.
+    /// Tokens of `text` as article text (special-token texts count as text).
     pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        Ok(self.tokenizer.encode(text, false)?.len())
+        Ok(self.tokenizer.encode_text(text)?.len())
     }
 
-    /// Renders the prompt of `task` ("summarize", "reduce", "translate") with `vars`;
-    /// returns the prompt text and its stop strings.
-    pub fn render(&self, task: &str, vars: &minijinja::Value) -> Result<(String, Vec<String>)> {
+    /// Renders the prompt of `task` ("summarize", "reduce", "translate") with `vars`,
+    /// whose `article` is left as a slot for [`Rendered::parts`] to fill.
+    pub fn render(&self, task: &str, vars: &minijinja::Value) -> Result<Rendered> {
         let env = template_env();
+        let vars = minijinja::context! { article => TEXT_SLOT, ..vars.clone() };
         let render = |src: &str| -> Result<String> {
-            env.render_str(src, vars)
+            env.render_str(src, &vars)
                 .map_err(|e| Error::Model(format!("prompt {task:?}: {e}")))
         };
-        match self.style {
+        let (prompt, stop) = match self.style {
             PromptStyle::Completion => {
                 let p = self.prompts.completion.get(task).ok_or_else(|| {
                     Error::Model(format!("no completion prompt for {task:?} in prompts.toml"))
                 })?;
-                Ok((render(&p.prompt)?, p.stop.clone()))
+                (render(&p.prompt)?, p.stop.clone())
             }
             PromptStyle::Chat => {
                 let p = self.prompts.chat.get(task).ok_or_else(|| {
@@ -266,9 +301,17 @@ impl LlmEngine {
                 }
                 messages.push(("user", render(&p.user)?));
                 let template = self.tokenizer.chat_template.as_deref().unwrap_or_default();
-                Ok((self.render_chat(template, &messages)?, Vec::new()))
+                (self.render_chat(template, &messages)?, Vec::new())
             }
+        };
+        let pieces: Vec<String> = prompt.split(TEXT_SLOT).map(str::to_owned).collect();
+        if pieces.len() < 2 {
+            return Err(Error::Model(format!(
+                "prompt {task:?}: the rendered prompt has no place for the text (does the \
+                 chat template rewrite message contents?)"
+            )));
         }
+        Ok(Rendered { pieces, stop })
     }
 
     /// Renders `messages` with the model's own chat template, as transformers would.
@@ -296,9 +339,16 @@ impl LlmEngine {
         .map_err(|e| Error::Model(format!("chat template: {e}")))
     }
 
-    /// Tokenizes a rendered prompt, adding BOS unless the template already wrote it.
+    /// Tokenizes a prompt the caller wrote whole (its special-token texts are control
+    /// tokens), adding BOS unless it already starts with it.
     pub fn encode_prompt(&self, prompt: &str) -> Result<Vec<u32>> {
-        let mut ids = self.tokenizer.encode(prompt, false)?;
+        self.encode_parts(&[PromptPart::Template(prompt)])
+    }
+
+    /// Tokenizes a rendered prompt ([`Rendered::parts`]), adding BOS unless the template
+    /// already wrote it.
+    pub fn encode_parts(&self, parts: &[PromptPart]) -> Result<Vec<u32>> {
+        let mut ids = self.tokenizer.encode_prompt(parts)?;
         if let (true, Some(bos)) = (self.tokenizer.add_bos, self.tokenizer.bos_id) {
             if ids.first() != Some(&bos) {
                 ids.insert(0, bos);
@@ -307,16 +357,16 @@ impl LlmEngine {
         Ok(ids)
     }
 
-    /// Generates a continuation of `prompt` (already rendered). `on_text` receives
-    /// text pieces as they are decoded, for streaming.
+    /// Generates a continuation of `prompt` (already rendered: [`Rendered::parts`]).
+    /// `on_text` receives text pieces as they are decoded, for streaming.
     pub fn generate(
         &mut self,
-        prompt: &str,
+        prompt: &[PromptPart],
         stop: &[String],
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<Generated> {
-        let ids = self.encode_prompt(prompt)?;
+        let ids = self.encode_parts(prompt)?;
         let room = self.model.max_positions().saturating_sub(ids.len());
         if room == 0 {
             return Err(Error::Model(format!(
@@ -462,11 +512,10 @@ fn loop_cut(ids: &[u32]) -> Option<usize> {
 }
 
 impl LlmEngine {
-    /// Template variables of a request; `text` fills the article slot.
-    fn vars(req: &super::WriteRequest, text: &str) -> minijinja::Value {
+    /// Template variables of a request (the article is a slot, filled at encoding).
+    fn vars(req: &super::WriteRequest) -> minijinja::Value {
         let o = req.opts;
         minijinja::context! {
-            article => text,
             language => language_name(req.lang),
             source_language => language_name(req.source_lang),
             sentences => o.sentences,
@@ -503,8 +552,8 @@ impl super::TextWriter for LlmEngine {
     }
 
     fn input_budget(&self, req: &super::WriteRequest) -> Result<usize> {
-        let (prompt, _) = self.render(req.task.key(), &Self::vars(req, ""))?;
-        let fixed = self.encode_prompt(&prompt)?.len();
+        let prompt = self.render(req.task.key(), &Self::vars(req))?;
+        let fixed = self.encode_parts(&prompt.parts(""))?.len();
         let answer = match req.task {
             // The answer grows with the input: split the room between them.
             super::WriteTask::Translate => {
@@ -523,12 +572,12 @@ impl super::TextWriter for LlmEngine {
         req: &super::WriteRequest,
         on_text: &mut dyn FnMut(&str),
     ) -> Result<super::Written> {
-        let (prompt, stop) = self.render(req.task.key(), &Self::vars(req, req.text))?;
+        let prompt = self.render(req.task.key(), &Self::vars(req))?;
         let opts = GenerateOptions {
             max_new_tokens: self.answer_tokens(req)?,
             ..req.opts.generation.clone()
         };
-        let g = self.generate(&prompt, &stop, &opts, on_text)?;
+        let g = self.generate(&prompt.parts(req.text), &prompt.stop, &opts, on_text)?;
         Ok(super::Written {
             text: g.text,
             tokens_in: g.prompt_tokens,
