@@ -58,6 +58,7 @@ for t in "${targets[@]}"; do
     extra=()
     [ -f "$fuzz/dicts/$t.dict" ] && extra+=("-dict=$fuzz/dicts/$t.dict")
     stamp=$(mktemp)
+    start=$(date +%s)
     echo "fuzz: $t for ${seconds}s"
     # libFuzzer exits non-zero on its first finding; the report below says what it was.
     # shellcheck disable=SC2086
@@ -66,6 +67,7 @@ for t in "${targets[@]}"; do
         -rss_limit_mb="${FUZZ_RSS_MB:-2048}" -print_final_stats=1 \
         -artifact_prefix="$artifacts/" "${extra[@]}" ${FUZZ_ARGS:-} "${dirs[@]}" \
         >"$artifacts/log" 2>&1 || true
+    took=$(($(date +%s) - start))
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$artifacts/log" \
         | grep -o '[0-9]*$' | tail -1)
     new=$(find "$artifacts" -maxdepth 1 -type f ! -name log -newer "$stamp")
@@ -73,11 +75,11 @@ for t in "${targets[@]}"; do
     units=$(find "$corpus" -type f | wc -l)
     if [ -n "$new" ]; then
         found=1
-        echo "fuzz: $t FOUND after ${execs:-?} executions (corpus $units):"
+        echo "fuzz: $t FOUND after ${execs:-?} executions in ${took}s (corpus $units):"
         echo "$new" | sed 's/^/  /'
         grep -m 3 -E 'panicked at|ERROR: libFuzzer|SUMMARY' "$artifacts/log" | sed 's/^/  /' || true
     else
-        echo "fuzz: $t ok: ${execs:-?} executions in ${seconds}s, corpus $units, nothing found"
+        echo "fuzz: $t ok: ${execs:-?} executions in ${took}s, corpus $units, nothing found"
     fi
 done
 exit "$found"
