@@ -83,7 +83,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// Sentences of every paragraph of `text` read as `format`, with its headline first.
 fn expected_sentences(text: &str, format: read::Format, lang: Lang) -> Vec<String> {
-    let article = read::parse(text, format);
+    let article = read::parse(text, format).expect("parses");
     let mut out: Vec<String> = article.title.into_iter().collect();
     for p in &article.paragraphs {
         out.extend(

@@ -16,6 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use decode::{decode, encoding_from_label, Decoded};
+pub use html::MAX_HTML_DEPTH;
 pub use markdown::render_markdown;
 
 use self::block::Block;
@@ -23,13 +24,29 @@ use self::heuristics::LabelKind;
 use super::{Article, BlockKind, Metadata};
 use crate::{Error, Result};
 
-/// How to read an input; `Default` detects both encoding and format.
-#[derive(Debug, Clone, Copy, Default)]
+/// Largest input read by default: far above any news page (a long read is under 150 KiB).
+pub const DEFAULT_MAX_SIZE: u64 = 8 << 20;
+
+/// How to read an input; `Default` detects both encoding and format and reads at most
+/// [`DEFAULT_MAX_SIZE`] bytes.
+#[derive(Debug, Clone, Copy)]
 pub struct ReadOptions {
     /// Decode with this encoding instead of detecting one.
     pub encoding: Option<&'static encoding_rs::Encoding>,
     /// Read as this format instead of choosing by extension or content.
     pub format: Option<Format>,
+    /// Refuse a file or standard input longer than this many bytes.
+    pub max_size: u64,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            encoding: None,
+            format: None,
+            max_size: DEFAULT_MAX_SIZE,
+        }
+    }
 }
 
 /// The formats an article can be read from.
@@ -127,7 +144,7 @@ pub fn read_bytes(bytes: &[u8], path: &Path, opts: &ReadOptions) -> Result<Artic
         .format
         .or_else(|| Format::from_path(path))
         .unwrap_or_else(|| Format::sniff(&decoded.text));
-    let article = parse(&decoded.text, format);
+    let article = parse(&decoded.text, format).map_err(|r| Error::bad_input(&shown, r))?;
     if article.title.is_none() && article.paragraphs.is_empty() {
         return Err(Error::bad_input(
             shown,
@@ -137,27 +154,62 @@ pub fn read_bytes(bytes: &[u8], path: &Path, opts: &ReadOptions) -> Result<Artic
     Ok(article)
 }
 
-/// Reads an article from a file, or from standard input when `path` is "-".
+/// Reads an article from a file, or from standard input when `path` is "-"; more than
+/// `opts.max_size` bytes is refused, reading no more than one byte past the limit (a
+/// device or a pipe may never end).
 pub fn read_file(path: &Path, opts: &ReadOptions) -> Result<Article> {
+    let limit = opts.max_size;
     let bytes = if is_stdin(path) {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .lock()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io(shown_path(path), e))?;
-        bytes
+        read_capped(std::io::stdin().lock(), limit, &shown_path(path))?
     } else {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        let meta = file.metadata().map_err(|e| Error::io(path, e))?;
         if meta.is_dir() {
             return Err(Error::bad_input(path, "is a directory, not a file"));
         }
-        std::fs::read(path).map_err(|e| Error::io(path, e))?
+        if meta.is_file() && meta.len() > limit {
+            return Err(too_large(path, Some(meta.len()), limit));
+        }
+        read_capped(file, limit, path)?
     };
     read_bytes(&bytes, path, opts)
 }
 
-/// Parses decoded text in `format` into an article.
-pub fn parse(text: &str, format: Format) -> Article {
+/// All of `reader`, unless it holds more than `limit` bytes.
+fn read_capped(reader: impl Read, limit: u64, shown: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(shown, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(shown, None, limit));
+    }
+    Ok(bytes)
+}
+
+fn too_large(shown: &Path, size: Option<u64>, limit: u64) -> Error {
+    let size = size.map_or_else(String::new, |s| format!(" {},", human_size(s)));
+    let limit = human_size(limit);
+    Error::bad_input(
+        shown,
+        format!("is{size} over the input limit of {limit} (raise it with --max-size)"),
+    )
+}
+
+/// A size for messages: `4.0 MiB`, `12.5 KiB`.
+pub fn human_size(bytes: u64) -> String {
+    const MIB: f64 = (1u64 << 20) as f64;
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / MIB)
+    } else {
+        format!("{:.1} KiB", bytes as f64 / 1024.0)
+    }
+}
+
+/// Parses decoded text in `format` into an article; fails, with the reason, only on an
+/// HTML page nested deeper than [`MAX_HTML_DEPTH`].
+pub fn parse(text: &str, format: Format) -> std::result::Result<Article, String> {
     let text: Cow<str> = if text.contains('\r') {
         Cow::Owned(text.replace("\r\n", "\n").replace('\r', "\n"))
     } else {
@@ -167,11 +219,11 @@ pub fn parse(text: &str, format: Format) -> Article {
         Format::Text | Format::Markdown => {
             let doc = markdown::read(&text, format == Format::Text);
             let (title, meta) = front_matter(doc.front_matter);
-            assemble(doc.blocks, title, meta, TEXT)
+            Ok(assemble(doc.blocks, title, meta, TEXT))
         }
         Format::Html => {
-            let doc = html::read(&text);
-            assemble(doc.blocks, doc.title, doc.metadata, HTML)
+            let doc = html::read(&text)?;
+            Ok(assemble(doc.blocks, doc.title, doc.metadata, HTML))
         }
     }
 }
@@ -387,6 +439,11 @@ fn join_broken(blocks: Vec<Block>) -> Vec<Block> {
 mod tests {
     use super::*;
     use crate::article::{Paragraph, Style};
+
+    /// Text and Markdown always parse.
+    fn parse(text: &str, format: Format) -> Article {
+        super::parse(text, format).expect("text parses")
+    }
 
     fn fixture_path(name: &str) -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR"))

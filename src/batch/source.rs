@@ -78,9 +78,11 @@ impl RawDoc {
     /// Decodes and parses the content.
     pub fn parse(self) -> std::result::Result<Document, Unreadable> {
         let start = Instant::now();
+        // The bytes were read under the batch's own limit.
         let opts = ReadOptions {
             encoding: None,
             format: self.format,
+            max_size: u64::MAX,
         };
         // The relative name keeps the extension (the format is told by it) and keeps
         // absolute paths out of error messages.
@@ -118,15 +120,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// A size for messages: `4.0 MiB`, `12.5 KiB`.
-pub fn human_size(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / MIB)
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
-}
+pub use crate::article::read::human_size;
 
 fn too_large(size: u64, limit: u64, what: &str) -> String {
     format!(

@@ -626,7 +626,8 @@ mod tests {
             name: name.into(),
             out_base: name.into(),
             sha256: String::new(),
-            article: crate::article::read::parse(text, crate::article::read::Format::Text),
+            article: crate::article::read::parse(text, crate::article::read::Format::Text)
+                .expect("text parses"),
             read_ms: 0,
         }
     }

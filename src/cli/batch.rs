@@ -155,7 +155,7 @@ fn parse_shard(s: &str) -> Result<Shard, String> {
 }
 
 /// Parses `4M`, `512k`, `1GiB`, `1000` into bytes (binary multiples).
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(super) fn parse_size(s: &str) -> Result<u64, String> {
     let t = s.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);

@@ -9,7 +9,7 @@ mod segment;
 mod summarize;
 mod translate;
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -127,6 +127,10 @@ pub struct InputArgs {
     /// Input format.
     #[arg(long = "input-format", value_enum, default_value_t = InputFormat::Auto)]
     pub input_format: InputFormat,
+    /// Largest input to read, from a file or standard input (bytes; K, M, G suffixes):
+    /// more fails with a clear reason. The default is far above any news page.
+    #[arg(long, value_name = "SIZE", default_value = "8M", value_parser = batch::parse_size)]
+    pub max_size: u64,
 }
 
 /// The subcommands.
@@ -181,7 +185,11 @@ impl Input {
         }
         Ok(Input {
             path,
-            read: ReadOptions { encoding, format },
+            read: ReadOptions {
+                encoding,
+                format,
+                max_size: args.max_size,
+            },
         })
     }
 
@@ -195,17 +203,7 @@ impl Input {
 
     /// Reads and parses the article.
     pub fn read(&self) -> Result<Article> {
-        match &self.path {
-            Some(p) => read::read_file(p, &self.read),
-            None => {
-                let mut bytes = Vec::new();
-                std::io::stdin()
-                    .lock()
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| Error::io("<stdin>", e))?;
-                read::read_bytes(&bytes, Path::new("<stdin>"), &self.read)
-            }
-        }
+        read::read_file(self.path.as_deref().unwrap_or(Path::new("-")), &self.read)
     }
 }
 

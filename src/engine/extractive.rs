@@ -3,7 +3,10 @@
 //! The method is biased LexRank (Erkan & Radev 2004; Otterbacher et al. 2005):
 //!
 //! - **Sentences** come from [`crate::article::segment::split`] over body paragraphs
-//!   (sub-headings are not candidates, nor is the title).
+//!   (sub-headings are not candidates, nor is the title). An input of more than
+//!   [`MAX_RANKED`] sentences (a book, a dump; no news article) is ranked on its first
+//!   half of that and an evenly spaced sample of the rest, so that time and memory,
+//!   quadratic in sentences, stay bounded whatever the input.
 //! - **Terms** are lowercased words, minus the stop-word lists of the `stop-words` crate
 //!   (Stopwords ISO), minus pure numbers and one-letter tokens, reduced by the Snowball
 //!   stemmer of the language (`rust-stemmers`), so that "Лукашенко"/"Лукашенко" and
@@ -60,6 +63,10 @@ const CONVERGENCE: f64 = 1e-9;
 
 /// PageRank never runs more iterations than this.
 const MAX_ITERATIONS: usize = 200;
+
+/// Most sentences ranked: about 1,500 make a long read, and ranking compares every
+/// pair, so beyond this the input is sampled (see the module documentation).
+pub const MAX_RANKED: usize = 2000;
 
 /// The model-free summarizer: picks the article's most central sentences.
 #[derive(Debug, Clone, Copy, Default)]
@@ -140,9 +147,10 @@ struct Sentence {
     terms: Vec<String>,
 }
 
-/// The body sentences of `article`, in article order.
+/// The body sentences of `article` that are ranked (all of them up to [`MAX_RANKED`]),
+/// in article order.
 fn candidate_sentences(article: &Article, lang: Lang, terms: &Terms) -> Vec<Sentence> {
-    let mut out = Vec::new();
+    let mut found: Vec<(&str, usize)> = Vec::new();
     for (index, paragraph) in article.paragraphs.iter().enumerate() {
         if paragraph.kind == BlockKind::Heading {
             continue;
@@ -155,15 +163,29 @@ fn candidate_sentences(article: &Article, lang: Lang, terms: &Terms) -> Vec<Sent
             if !text.chars().any(char::is_alphabetic) {
                 continue;
             }
-            out.push(Sentence {
-                text: text.to_string(),
-                paragraph: index,
-                words: word_count(text),
-                terms: terms.of(text),
-            });
+            found.push((text, index));
         }
     }
-    out
+    ranked_share(found.len(), MAX_RANKED)
+        .map(|i| {
+            let (text, paragraph) = found[i];
+            Sentence {
+                text: text.to_string(),
+                paragraph,
+                words: word_count(text),
+                terms: terms.of(text),
+            }
+        })
+        .collect()
+}
+
+/// Indices of the sentences ranked out of `n`, at most `max`, increasing: all of them,
+/// else the first `max / 2` and the rest evenly spaced over what follows.
+fn ranked_share(n: usize, max: usize) -> impl Iterator<Item = usize> {
+    let lead = if n <= max { n } else { max / 2 };
+    let sampled = if n <= max { 0 } else { max - lead };
+    let rest = n - lead;
+    (0..lead).chain((0..sampled).map(move |k| lead + k * rest / sampled))
 }
 
 fn word_count(text: &str) -> usize {
@@ -341,19 +363,22 @@ fn select(
         None => opts.sentences.max(1),
     };
     let mut chosen: Vec<usize> = Vec::new();
+    // Similarity of each sentence to the closest one chosen so far, kept up to date as
+    // sentences are chosen, so that a long word budget costs no more than n per pick.
+    let mut redundancy = vec![0.0f64; sentences.len()];
     let mut words = 0;
     while chosen.len() < max_sentences {
-        let redundancy = |i: usize| {
-            chosen
-                .iter()
-                .map(|&j| vectors.similarity(i, j))
-                .fold(0.0, f64::max)
-        };
-        candidates.retain(|&i| chosen.is_empty() || redundancy(i) < DUPLICATE_SIMILARITY);
-        let best = candidates.iter().copied().max_by(|&a, &b| {
-            let mmr = |i: usize| MMR_LAMBDA * ranks[i] - (1.0 - MMR_LAMBDA) * redundancy(i);
-            mmr(a).total_cmp(&mmr(b)).then(b.cmp(&a))
-        });
+        if let Some(&last) = chosen.last() {
+            for &i in &candidates {
+                redundancy[i] = redundancy[i].max(vectors.similarity(i, last));
+            }
+            candidates.retain(|&i| redundancy[i] < DUPLICATE_SIMILARITY);
+        }
+        let mmr = |i: usize| MMR_LAMBDA * ranks[i] - (1.0 - MMR_LAMBDA) * redundancy[i];
+        let best = candidates
+            .iter()
+            .copied()
+            .max_by(|&a, &b| mmr(a).total_cmp(&mmr(b)).then(b.cmp(&a)));
         let Some(best) = best else { break };
         if let Some(budget) = opts.words {
             if !chosen.is_empty() && words + sentences[best].words > budget {
@@ -579,6 +604,17 @@ mod tests {
             .collect();
         assert!(positions.iter().all(|&p| p != usize::MAX), "not verbatim");
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    }
+
+    #[test]
+    fn ranked_share_is_everything_up_to_the_bound_then_lead_and_sample() {
+        assert!(ranked_share(5, 10).eq(0..5));
+        assert!(ranked_share(10, 10).eq(0..10));
+        let share: Vec<usize> = ranked_share(1_000_003, 2000).collect();
+        assert_eq!(share.len(), 2000);
+        assert!(share[..1000].iter().copied().eq(0..1000));
+        assert!(share.windows(2).all(|w| w[0] < w[1]));
+        assert!(share[1999] > 990_000 && share[1999] < 1_000_003);
     }
 
     #[test]

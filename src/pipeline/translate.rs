@@ -931,7 +931,12 @@ fn best_cut(text: &str) -> Option<usize> {
 mod tests {
     use super::super::checks::words;
     use super::*;
-    use crate::article::read::{parse, Format};
+    use crate::article::read::Format;
+
+    /// Text and Markdown always parse.
+    fn parse(text: &str, format: Format) -> Article {
+        crate::article::read::parse(text, format).expect("text parses")
+    }
 
     /// A fake model: "translates" by upper-casing, counts one token per word plus one,
     /// accepts `max` tokens, and records every batch.
