@@ -261,6 +261,7 @@ fn real_xlsum_summarizes_when_present() {
         offline: true,
         quiet: true,
         endpoint: None,
+        ..Default::default()
     };
     let files = match Registry::load(None).and_then(|r| download::resolve(&spec, &r, &fetch)) {
         Ok(f) => f,

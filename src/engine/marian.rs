@@ -83,7 +83,8 @@ impl MarianConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let cfg: MarianConfig = serde_json::from_str(&text)
             .map_err(|e| Error::Model(format!("{}: not a Marian config: {e}", path.display())))?;
-        cfg.validate()?;
+        super::check::marian_config(path, &cfg)?;
+        cfg.validate().map_err(|e| super::check::in_file(path, e))?;
         Ok(cfg)
     }
 
@@ -683,8 +684,9 @@ impl MarianModel {
         }
         // SAFETY: the file is memory-mapped read-only; svodka never writes model files
         // while a model is loaded.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device)? };
-        Self::new(&cfg, vb)
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], dtype, device) }
+            .map_err(|e| super::check::in_file(&weights, e.into()))?;
+        Self::new(&cfg, vb).map_err(|e| super::check::in_file(&weights, e))
     }
 
     /// The configuration the model was built from.

@@ -116,7 +116,11 @@ impl MarianTranslator {
         })?;
         let cfg = MarianConfig::from_file(config)?;
         let vb = crate::hub::weights::var_builder(files, opts.dtype, &opts.device)?;
-        let model = MarianModel::new(&cfg, vb)?;
+        let model =
+            MarianModel::new(&cfg, vb).map_err(|e| match super::check::weights_of(files) {
+                Some(weights) => super::check::in_file(&weights, e),
+                None => e,
+            })?;
         let dir = tokenizer_dir(files);
         let tokenizer = MarianTokenizer::from_dir(&dir).map_err(|e| {
             Error::Model(format!(
