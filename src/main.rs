@@ -6,6 +6,11 @@ use clap::Parser;
 use svodka::cli::{self, Cli, Outcome};
 
 fn main() -> ExitCode {
+    // Errors are one line for the user even with RUST_BACKTRACE=1: that variable would
+    // also make candle capture a backtrace into every error message. Panics keep theirs.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

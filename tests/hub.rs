@@ -31,6 +31,25 @@ struct State {
     corrupt: HashMap<String, usize>,
     /// (method, url, range, authorization) of every request.
     log: Vec<(String, String, Option<String>, Option<String>)>,
+    /// How a hostile or broken server misbehaves.
+    hostile: Hostile,
+}
+
+/// Misbehaviours of a hostile or broken server.
+#[derive(Default, Clone)]
+struct Hostile {
+    /// Sent as the ETag (and linked ETag) of every file.
+    etag: Option<String>,
+    /// Sent as X-Repo-Commit.
+    commit: Option<String>,
+    /// One more listed (and served) file: its name and bytes.
+    extra_file: Option<(String, Vec<u8>)>,
+    /// The listing never ends.
+    endless_listing: bool,
+    /// Downloads go on past the declared size, forever.
+    endless_download: bool,
+    /// The next this many requests are answered 503.
+    flaky: usize,
 }
 
 /// A Hub-like server on 127.0.0.1 serving one repository at one commit.
@@ -87,6 +106,10 @@ impl FakeHub {
             .insert(file.to_string(), status);
     }
 
+    fn misbehave(&self, hostile: Hostile) {
+        self.state.lock().unwrap().hostile = hostile;
+    }
+
     fn corrupt_next(&self, file: &str, times: usize) {
         self.state
             .lock()
@@ -131,7 +154,27 @@ fn handle(state: &Mutex<State>, request: &tiny_http::Request) -> tiny_http::Resp
         auth,
     ));
 
+    if st.hostile.flaky > 0 {
+        st.hostile.flaky -= 1;
+        return tiny_http::Response::from_string("busy")
+            .with_status_code(503)
+            .boxed();
+    }
+    let hostile = st.hostile.clone();
+    if let Some((name, data)) = &hostile.extra_file {
+        st.files.insert(
+            name.clone(),
+            Served {
+                data: data.clone(),
+                lfs: true,
+            },
+        );
+    }
     let listing_prefix = format!("/api/models/{REPO}/revision/");
+    if url.starts_with(&listing_prefix) && hostile.endless_listing {
+        let endless = std::io::Read::chain(&b"{\"siblings\": ["[..], std::io::repeat(b' '));
+        return tiny_http::Response::new(200.into(), vec![], endless, None, None).boxed();
+    }
     if url.starts_with(&listing_prefix) {
         let siblings: Vec<serde_json::Value> = st
             .files
@@ -167,7 +210,16 @@ fn handle(state: &Mutex<State>, request: &tiny_http::Request) -> tiny_http::Resp
             .with_status_code(code)
             .boxed();
     }
-    let Some(served) = st.files.get(file).cloned() else {
+    // A hostile listed name may have been normalised on the way (`a/../b` → `b`).
+    let extra = hostile
+        .extra_file
+        .as_ref()
+        .filter(|(name, _)| name.ends_with(url.rsplit('/').next().unwrap_or_default()));
+    let served = match extra {
+        Some((name, _)) => st.files.get(name).cloned(),
+        None => st.files.get(file).cloned(),
+    };
+    let Some(served) = served else {
         return tiny_http::Response::from_string("Entry not found")
             .with_status_code(404)
             .with_header(header("X-Error-Code", "EntryNotFound"))
@@ -209,11 +261,36 @@ fn handle(state: &Mutex<State>, request: &tiny_http::Request) -> tiny_http::Resp
             }
             None => (200, data, None),
         };
-    let mut response = tiny_http::Response::from_data(body)
-        .with_status_code(status)
-        .with_header(header("X-Repo-Commit", COMMIT))
-        .with_header(header("Accept-Ranges", "bytes"));
-    if served.lfs {
+    let whole_body = range.as_deref() != Some("bytes=0-0");
+    let mut response = if hostile.endless_download && whole_body {
+        let endless = std::io::Read::chain(std::io::Cursor::new(body), std::io::repeat(0));
+        tiny_http::Response::new(
+            status.into(),
+            vec![],
+            Box::new(endless) as Box<dyn std::io::Read + Send>,
+            None,
+            None,
+        )
+    } else {
+        let len = body.len();
+        tiny_http::Response::new(
+            status.into(),
+            vec![],
+            Box::new(std::io::Cursor::new(body)) as Box<dyn std::io::Read + Send>,
+            Some(len),
+            None,
+        )
+    }
+    .with_header(header(
+        "X-Repo-Commit",
+        hostile.commit.as_deref().unwrap_or(COMMIT),
+    ))
+    .with_header(header("Accept-Ranges", "bytes"));
+    if let Some(etag) = &hostile.etag {
+        response = response
+            .with_header(header("X-Linked-Etag", etag))
+            .with_header(header("ETag", etag));
+    } else if served.lfs {
         response = response
             .with_header(header("X-Linked-Etag", &format!("\"{sha}\"")))
             .with_header(header("ETag", "\"cdn-etag\""));
@@ -278,6 +355,9 @@ fn opts(hub: &FakeHub, cache: &Path) -> FetchOptions {
         offline: false,
         quiet: true,
         endpoint: Some(hub.url.clone()),
+        // Failures are final here; retries have their own test.
+        retries: Some(0),
+        ..Default::default()
     }
 }
 
@@ -674,6 +754,7 @@ fn gemma_local_copy_resolves_offline() {
         offline: true,
         quiet: true,
         endpoint: Some("http://127.0.0.1:9".into()),
+        ..Default::default()
     };
     let files = resolve("gemma-3-270m", &reg, &offline).unwrap();
     assert_eq!(files.gguf(), Some(path.as_path()));
@@ -688,4 +769,303 @@ fn gemma_local_copy_resolves_offline() {
         .unwrap()
         .clone();
     assert_eq!(arch, "gemma3");
+}
+
+// ---------------------------------------------------------------- a hostile Hub
+
+/// Runs `f` on a thread and fails the test when it does not finish within `secs`
+/// seconds: a hang is a failure, not a stuck test run.
+fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .unwrap_or_else(|_| panic!("still running after {secs} s"))
+}
+
+/// Every file under `root` that is not under `root/cache`.
+fn escaped(root: &Path) -> Vec<PathBuf> {
+    walkdir(root)
+        .into_iter()
+        .filter(|p| !p.starts_with(root.join("cache")))
+        .collect()
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if entry.file_type().unwrap().is_dir() {
+            out.extend(walkdir(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// A cache three folders deep in a temp dir, so `../` sequences that climb out of the
+/// repository's cache folder still land inside the temp dir, where `escaped` sees them.
+fn deep_cache() -> (tempfile::TempDir, PathBuf) {
+    let root = tempfile::tempdir().unwrap();
+    let cache = root.path().join("cache/a/b/c");
+    std::fs::create_dir_all(&cache).unwrap();
+    (root, cache)
+}
+
+fn resolve_within(
+    secs: u64,
+    spec: &str,
+    reg: &Registry,
+    opts: FetchOptions,
+) -> Result<svodka::hub::ModelFiles, String> {
+    let (spec, reg) = (spec.to_string(), reg.clone());
+    within(secs, move || {
+        resolve(&spec, &reg, &opts).map_err(|e| e.to_string())
+    })
+}
+
+#[test]
+fn hostile_etag_never_becomes_a_path() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let (root, cache) = deep_cache();
+    for etag in [
+        "\"../../../../../../etag-escaped\"",
+        "\"/tmp/x\"",
+        "\"cdn-etag\"",
+    ] {
+        hub.misbehave(Hostile {
+            etag: Some(etag.into()),
+            ..Default::default()
+        });
+        let err =
+            resolve_within(60, "tiny", &registry_with_tiny(None), opts(&hub, &cache)).unwrap_err();
+        assert!(
+            err.contains("is not a usable Hub endpoint") && err.contains("ETag"),
+            "{err}"
+        );
+        assert!(!err.contains('\n'), "{err}");
+    }
+    assert_eq!(escaped(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn hostile_commit_never_becomes_a_path() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let (root, cache) = deep_cache();
+    hub.misbehave(Hostile {
+        commit: Some("../../../../../../commit-escaped".into()),
+        ..Default::default()
+    });
+    let err =
+        resolve_within(60, "tiny", &registry_with_tiny(None), opts(&hub, &cache)).unwrap_err();
+    assert!(err.contains("X-Repo-Commit"), "{err}");
+    assert_eq!(escaped(root.path()), Vec::<PathBuf>::new());
+    assert!(!cache.join("models--acme--tiny-marian/refs").exists());
+}
+
+#[test]
+fn hostile_file_names_in_a_listing_are_refused() {
+    let (root, cache) = deep_cache();
+    for name in [
+        "../../../../../../listing-escaped-Q4_K_M.gguf",
+        "/tmp/abs-Q4_K_M.gguf",
+        "sub\\..\\..\\x-Q4_K_M.gguf",
+        "a//b-Q4_K_M.gguf",
+    ] {
+        let hub = FakeHub::start(&tiny_model_files());
+        hub.misbehave(Hostile {
+            extra_file: Some((name.into(), b"GGUF".to_vec())),
+            ..Default::default()
+        });
+        let err = resolve_within(60, REPO, &Registry::default(), opts(&hub, &cache)).unwrap_err();
+        assert!(
+            err.contains("file listing") && err.contains(&format!("{name:?}")),
+            "{err}"
+        );
+    }
+    assert_eq!(escaped(root.path()), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn revisions_with_dot_dot_are_refused_online_and_offline() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let (root, cache) = deep_cache();
+    // Offline, a ref file outside the cache must not be read as the commit.
+    std::fs::write(root.path().join("cache/planted"), COMMIT).unwrap();
+    for spec in [
+        format!("{REPO}@../../../../../../rev-escaped"),
+        format!("{REPO}@../../../planted"),
+        format!("{REPO}@refs/../../x"),
+        format!("{REPO}@main/"),
+    ] {
+        for offline in [false, true] {
+            let o = FetchOptions {
+                offline,
+                ..opts(&hub, &cache)
+            };
+            let err = resolve_within(60, &spec, &Registry::default(), o).unwrap_err();
+            assert!(err.contains("is not a branch, tag or commit"), "{err}");
+        }
+    }
+    assert_eq!(hub.requests(), 0);
+    let outside: Vec<PathBuf> = escaped(root.path());
+    assert_eq!(outside, Vec::<PathBuf>::new());
+
+    let mut reg = Registry::default();
+    let err = reg
+        .merge_str(
+            &format!("[models.x]\nrepo = \"{REPO}\"\nrevision = \"../x\"\narchitecture = \"marian\"\ndiscover = true\n"),
+            Path::new("r.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("r.toml") && err.contains("not a branch, tag or commit"),
+        "{err}"
+    );
+}
+
+/// A server that accepts connections and never answers.
+fn silent_server() -> (String, std::thread::JoinHandle<()>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let thread = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < until {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            }
+        }
+    });
+    (url, thread)
+}
+
+#[test]
+fn a_server_that_never_answers_times_out() {
+    let (url, _thread) = silent_server();
+    let cache = tempfile::tempdir().unwrap();
+    let o = FetchOptions {
+        cache_dir: Some(cache.path().to_path_buf()),
+        quiet: true,
+        endpoint: Some(url.clone()),
+        timeout: Some(std::time::Duration::from_millis(500)),
+        retries: Some(1),
+        ..Default::default()
+    };
+    let err = resolve_within(30, "acme/silent", &Registry::default(), o.clone()).unwrap_err();
+    assert!(
+        err.contains(&format!("no answer from {url} within 0.5 s")) && err.contains("1 retries"),
+        "{err}"
+    );
+    let err = resolve_within(30, "tiny", &registry_with_tiny(None), o).unwrap_err();
+    assert!(
+        err.contains("no answer") && err.contains("config.json"),
+        "{err}"
+    );
+}
+
+/// The binary itself, with the timeout and retries from the environment: `models pull`
+/// and `summarize --model` end with one line and exit 2.
+#[test]
+fn the_binary_gives_up_on_a_silent_hub() {
+    let (url, _thread) = silent_server();
+    let dir = tempfile::tempdir().unwrap();
+    let article = dir.path().join("a.txt");
+    std::fs::write(
+        &article,
+        "Заголовок\n\nПервое предложение. Второе предложение.\n",
+    )
+    .unwrap();
+    let article = article.display().to_string();
+    for args in [
+        vec!["models", "pull", "acme/silent"],
+        vec!["summarize", "--model", "acme/silent@main", article.as_str()],
+    ] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_svodka"));
+        cmd.args(&args)
+            .arg("--cache-dir")
+            .arg(dir.path().join("cache"))
+            .env("HF_ENDPOINT", &url)
+            .env("SVODKA_HUB_TIMEOUT_SECS", "0.5")
+            .env("SVODKA_HUB_RETRIES", "0")
+            .env_remove("HF_HUB_OFFLINE")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let out = within(60, move || cmd.output().unwrap());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no answer from"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn an_endless_listing_is_cut_off() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let cache = tempfile::tempdir().unwrap();
+    hub.misbehave(Hostile {
+        endless_listing: true,
+        ..Default::default()
+    });
+    let err =
+        resolve_within(120, REPO, &Registry::default(), opts(&hub, cache.path())).unwrap_err();
+    assert!(err.contains("file listing is larger than 32 MiB"), "{err}");
+}
+
+#[test]
+fn a_download_longer_than_declared_is_cut_off() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let cache = tempfile::tempdir().unwrap();
+    hub.misbehave(Hostile {
+        endless_download: true,
+        ..Default::default()
+    });
+    let err = resolve_within(
+        60,
+        "tiny",
+        &registry_with_tiny(None),
+        opts(&hub, cache.path()),
+    )
+    .unwrap_err();
+    assert!(err.contains("sent more than the"), "{err}");
+    // Nothing larger than the declared file stays behind.
+    let largest = walkdir(cache.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .max()
+        .unwrap_or(0);
+    assert!(largest <= 1024, "{largest}");
+}
+
+#[test]
+fn transient_server_errors_are_retried() {
+    let hub = FakeHub::start(&tiny_model_files());
+    let cache = tempfile::tempdir().unwrap();
+    hub.misbehave(Hostile {
+        flaky: 2,
+        ..Default::default()
+    });
+    let o = FetchOptions {
+        retries: Some(2),
+        ..opts(&hub, cache.path())
+    };
+    let files = resolve_within(60, "tiny", &registry_with_tiny(None), o).unwrap();
+    assert_eq!(files.files.len(), 3);
+
+    hub.misbehave(Hostile {
+        flaky: 2,
+        ..Default::default()
+    });
+    let cold = tempfile::tempdir().unwrap();
+    let o = FetchOptions {
+        retries: Some(1),
+        ..opts(&hub, cold.path())
+    };
+    let err = resolve_within(60, "tiny", &registry_with_tiny(None), o).unwrap_err();
+    assert!(err.contains("server error 503"), "{err}");
 }

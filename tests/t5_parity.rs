@@ -263,6 +263,7 @@ fn real_xlsum_summarizes() {
         offline: true,
         quiet: true,
         endpoint: None,
+        ..Default::default()
     };
     let files = Registry::load(None)
         .and_then(|r| download::resolve(&spec, &r, &fetch))

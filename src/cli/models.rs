@@ -46,6 +46,8 @@ pub fn fetch_options(global: &GlobalArgs) -> FetchOptions {
         offline: global.offline,
         quiet: global.quiet,
         endpoint: None,
+        timeout: None,
+        retries: None,
     }
 }
 
@@ -264,13 +266,23 @@ fn info(spec: &str, reg: &Registry, opts: &FetchOptions, global: &GlobalArgs) ->
         ..opts.clone()
     };
     let entry = reg.get(spec);
-    let files: Option<ModelFiles> = download::resolve(spec, reg, &offline).ok();
-    let config = files
-        .as_ref()
-        .and_then(|f| f.config())
-        .and_then(|p| std::fs::read_to_string(p).ok())
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok());
-    let gguf = files.as_ref().and_then(|f| f.gguf()).and_then(gguf_summary);
+    // Files that are there but unusable are an error, not "not cached": a path given,
+    // or a registry model the cache holds in full.
+    let present = Path::new(spec).exists()
+        || entry.is_some_and(|e| download::cached_status(e, opts).is_ok_and(|s| s.complete));
+    let files: Option<ModelFiles> = match download::resolve(spec, reg, &offline) {
+        Ok(files) => Some(files),
+        Err(e) if present => return Err(e),
+        Err(_) => None,
+    };
+    let config = match files.as_ref() {
+        Some(f) => checked_config(f)?,
+        None => None,
+    };
+    let gguf = match files.as_ref().and_then(|f| f.gguf()) {
+        Some(path) => Some(gguf_summary(path)?),
+        None => None,
+    };
     if entry.is_none() && files.is_none() {
         return Err(Error::Model(format!(
             "unknown model `{spec}`: not in the registry and not in the cache or on disk"
@@ -334,12 +346,36 @@ fn config_summary(c: serde_json::Value) -> serde_json::Value {
     serde_json::Value::Object(out)
 }
 
-/// Architecture and shape of a GGUF file, read from its header.
-fn gguf_summary(path: &Path) -> Option<serde_json::Value> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut f).ok()?;
-    let c = crate::engine::llm::LlmConfig::from_gguf(&content).ok()?;
-    Some(serde_json::json!({
+/// `config.json` as JSON, after the checks its engine makes at load.
+fn checked_config(files: &ModelFiles) -> Result<Option<serde_json::Value>> {
+    let Some(path) = files.config() else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let value = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_input(path, format!("not a JSON config: {e}")))?;
+    match files.architecture {
+        Some(Architecture::Marian) => {
+            crate::engine::marian::MarianConfig::from_file(path)?;
+        }
+        Some(Architecture::T5) => {
+            crate::engine::t5::read_config(path)?;
+        }
+        _ => {}
+    }
+    Ok(Some(value))
+}
+
+/// Architecture and shape of a GGUF file, read from its header and checked as the
+/// engine checks it at load.
+fn gguf_summary(path: &Path) -> Result<serde_json::Value> {
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let content = candle_core::quantized::gguf_file::Content::read(&mut f)
+        .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
+    crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &f)?)?;
+    let c = crate::engine::llm::LlmConfig::from_gguf(&content)
+        .map_err(|e| crate::engine::check::in_file(path, e))?;
+    Ok(serde_json::json!({
         "architecture": c.arch,
         "layers": c.n_layer,
         "hidden": c.n_embd,

@@ -84,7 +84,8 @@ impl MarianConfig {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let cfg: MarianConfig = serde_json::from_str(&text)
             .map_err(|e| Error::Model(format!("{}: not a Marian config: {e}", path.display())))?;
-        cfg.validate()?;
+        super::check::marian_config(path, &cfg)?;
+        cfg.validate().map_err(|e| super::check::in_file(path, e))?;
         Ok(cfg)
     }
 
@@ -741,8 +742,9 @@ impl MarianModel {
                 dir.display()
             )));
         }
-        let vb = weights_builder(&[weights], dtype, device, quant)?;
-        Self::new_quantized(&cfg, vb, quant)
+        let vb = weights_builder(std::slice::from_ref(&weights), dtype, device, quant)
+            .map_err(|e| super::check::in_file(&weights, e))?;
+        Self::new_quantized(&cfg, vb, quant).map_err(|e| super::check::in_file(&weights, e))
     }
 
     /// The floating-point type of the weights as loaded (and of the activations).

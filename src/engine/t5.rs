@@ -342,7 +342,10 @@ impl T5Model {
             .ok_or_else(|| Error::Model(format!("model {}: no config.json", files.name)))?;
         let cfg = read_config(path)?;
         let vb = crate::hub::var_builder(files, dtype, device)?;
-        Self::new(&cfg, vb)
+        Self::new(&cfg, vb).map_err(|e| match super::check::weights_of(files) {
+            Some(weights) => super::check::in_file(&weights, e),
+            None => e,
+        })
     }
 
     /// The configuration.
@@ -489,7 +492,10 @@ impl T5Model {
 /// Reads a T5 `config.json` (candle-transformers' [`T5Config`]).
 pub fn read_config(path: &Path) -> Result<T5Config> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::bad_input(path, format!("not a T5 config: {e}")))
+    let cfg = serde_json::from_str(&text)
+        .map_err(|e| Error::bad_input(path, format!("not a T5 config: {e}")))?;
+    super::check::t5_config(path, &cfg)?;
+    Ok(cfg)
 }
 
 /// Decoder caches of a batch of rows.

@@ -135,7 +135,12 @@ impl MarianTranslator {
             }
             _ => crate::hub::weights::var_builder(files, opts.dtype, &opts.device)?,
         };
-        let model = MarianModel::new_quantized(&cfg, vb, opts.quant)?;
+        let model = MarianModel::new_quantized(&cfg, vb, opts.quant).map_err(|e| {
+            match super::check::weights_of(files) {
+                Some(weights) => super::check::in_file(&weights, e),
+                None => e,
+            }
+        })?;
         let dir = tokenizer_dir(files);
         let tokenizer = MarianTokenizer::from_dir(&dir).map_err(|e| {
             Error::Model(format!(

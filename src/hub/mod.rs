@@ -2,7 +2,9 @@
 //! paths, and opening the weights found there.
 
 pub mod download;
+mod fetch;
 pub mod registry;
+pub mod validate;
 pub mod weights;
 
 pub use download::{

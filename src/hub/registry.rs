@@ -217,8 +217,11 @@ impl ModelEntry {
                 ));
             }
         }
-        if self.revision.trim().is_empty() {
-            return Err(format!("model {name}: empty revision"));
+        if let Err(why) = super::validate::check_revision(&self.revision) {
+            return Err(format!(
+                "model {name}: revision `{}` is not a branch, tag or commit: {why}",
+                self.revision
+            ));
         }
         if self.repo.is_some() && self.files.is_empty() && !self.discover {
             return Err(format!(
@@ -227,9 +230,8 @@ impl ModelEntry {
         }
         let mut seen = std::collections::BTreeSet::new();
         for f in &self.files {
-            if f.name.is_empty() || f.name.starts_with('/') || f.name.split('/').any(|c| c == "..")
-            {
-                return Err(format!("model {name}: bad file name `{}`", f.name));
+            if let Err(why) = super::validate::check_repo_file(&f.name) {
+                return Err(format!("model {name}: bad file name `{}`: {why}", f.name));
             }
             if !seen.insert(f.name.as_str()) {
                 return Err(format!("model {name}: file `{}` listed twice", f.name));

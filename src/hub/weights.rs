@@ -133,6 +133,11 @@ pub fn open_gguf(files: &ModelFiles) -> Result<GgufFile> {
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
     let content =
         gguf_file::Content::read(&mut file).map_err(|e| weights_error(files, &path, e))?;
+    crate::engine::check::gguf(
+        &path,
+        &content,
+        crate::engine::check::file_len(&path, &file)?,
+    )?;
     Ok(GgufFile {
         path,
         content,

@@ -91,3 +91,4 @@ pub fn tiny_marian_dir(kind: &str) -> TempDir {
     candle_core::safetensors::save(&weights, dir.path().join("model.safetensors")).unwrap();
     dir
 }
+pub mod gguf;

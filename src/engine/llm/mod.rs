@@ -229,8 +229,11 @@ impl LlmEngine {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
         let content = candle_core::quantized::gguf_file::Content::read(&mut file)
             .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
-        let tokenizer = gguf_tok::from_gguf(&content)?;
-        let model = LlmModel::from_gguf(&content, &mut file, device, opts.context)?;
+        crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &file)?)?;
+        let in_file = |e| crate::engine::check::in_file(path, e);
+        let tokenizer = gguf_tok::from_gguf(&content).map_err(in_file)?;
+        let model =
+            LlmModel::from_gguf(&content, &mut file, device, opts.context).map_err(in_file)?;
         let style = match (opts.style, &tokenizer.chat_template) {
             (Some(s), _) => s,
             (None, Some(_)) => PromptStyle::Chat,

@@ -599,7 +599,9 @@ impl LlmModel {
         let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
         let content = gguf_file::Content::read(&mut file)
             .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
+        crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &file)?)?;
         LlmModel::from_gguf(&content, &mut file, device, max_pos)
+            .map_err(|e| crate::engine::check::in_file(path, e))
     }
 
     /// The model's hyper-parameters.
