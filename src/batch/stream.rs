@@ -179,9 +179,11 @@ struct OutRecord {
     key: Option<String>,
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
+    /// The CLI's JSON, compacted, appended as `result` by [`write_line`]: kept as text,
+    /// since a trip through `Value` may change the last digit of a float.
+    #[serde(skip)]
+    result: Option<String>,
 }
 
 /// The idempotency key of a result: SHA-256 (hex) over the record's id (as compact
@@ -293,6 +295,13 @@ pub fn run(
 fn write_line(out: &mut impl Write, rec: &OutRecord) -> Result<bool> {
     let mut line = serde_json::to_vec(rec)
         .map_err(|e| Error::Unsupported(format!("result record: {e}")))?;
+    if let Some(result) = &rec.result {
+        // `to_vec` of a struct ends with its closing brace.
+        line.pop();
+        line.extend_from_slice(b",\"result\":");
+        line.extend_from_slice(result.as_bytes());
+        line.push(b'}');
+    }
     line.push(b'\n');
     match out.write_all(&line) {
         Ok(()) => Ok(true),
@@ -679,15 +688,36 @@ fn translate_group(
     outcomes
 }
 
+/// JSON text without the whitespace between tokens, strings untouched.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The output record of one record and task: `outcome` is `None` when the record itself
 /// was bad (its reason is then the error).
 fn result_record(item: &Item, info: &TaskInfo, outcome: Option<Outcome>) -> OutRecord {
     let ready = item.ready.as_ref().ok();
     let (status, result, error) = match (outcome, &item.ready) {
-        (Some(Ok(output)), _) => match serde_json::from_str::<Value>(&output.rendered) {
-            Ok(v) => ("done", Some(v), None),
-            Err(e) => ("failed", None, Some(format!("internal error: result is not JSON: {e}"))),
-        },
+        (Some(Ok(output)), _) => ("done", Some(compact(&output.rendered)), None),
         (Some(Err(e)), _) => ("failed", None, Some(e)),
         (None, Err(e)) => ("failed", None, Some(e.clone())),
         (None, Ok(_)) => ("failed", None, Some("no result".to_string())),
@@ -733,6 +763,12 @@ mod tests {
             record_key(&Value::from(7), "abc", "text", &info),
             record_key(&Value::String("7".into()), "abc", "text", &info)
         );
+    }
+
+    #[test]
+    fn compacting_keeps_strings_and_numbers_as_written() {
+        let pretty = "{\n  \"a b\": \"x \\\" y\",\n  \"n\": 0.9999933786744761\n}\n";
+        assert_eq!(compact(pretty), r#"{"a b":"x \" y","n":0.9999933786744761}"#);
     }
 
     #[test]
