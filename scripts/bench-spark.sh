@@ -14,6 +14,7 @@
 #
 #   flock /work/bench.lock scripts/bench-spark.sh
 #   REPS=2 TDOCS=20 MARIAN=/tmp/marian-full SPARK_PY=.venv-spark/bin/python scripts/bench-spark.sh
+#   PROFILE=dev TDOCS=16 scripts/bench-spark.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPS=${REPS:-1}
@@ -22,8 +23,15 @@ SPARK_PY=${SPARK_PY:-.venv-spark/bin/python}
 DATA=${DATA:-tests/fixtures/news-wmt22/ru}
 [ -d "$DATA" ] || DATA=/work/shared/data/news-wmt22/ru
 
-cargo build --release --quiet
-BIN=$(pwd)/${CARGO_TARGET_DIR:-target}/release/svodka
+# PROFILE=dev uses the dev build (opt-level 3 for every crate, see Cargo.toml) when a
+# release build is out of reach; both rows of a comparison always use the same binary.
+if [ "${PROFILE:-release}" = dev ]; then
+    cargo build --quiet
+    BIN=$(pwd)/${CARGO_TARGET_DIR:-target}/debug/svodka
+else
+    cargo build --release --quiet
+    BIN=$(pwd)/${CARGO_TARGET_DIR:-target}/release/svodka
+fi
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 MARIAN=${MARIAN:-$WORK/marian-full}
@@ -56,7 +64,7 @@ spark() {
         --partitions 2 --svodka "$svodka" --glob '*.txt' -- "$@"
 }
 
-echo "Spark local[2] vs svodka batch -j 2: $DOCS articles, $REPS round(s), $(nproc) CPUs"
+echo "Spark local[2] vs svodka batch -j 2 ($BIN): $DOCS articles, $REPS round(s), $(nproc) CPUs"
 printf '%-44s %5s %9s %10s\n' run docs "wall s" "docs/min"
 for r in $(seq "$REPS"); do
     row "extractive: svodka batch -j 2" "$DOCS" "$(wall "$BIN" --quiet batch "$WORK/in" --out "$WORK/b$r" -j 2)"

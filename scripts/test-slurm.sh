@@ -22,7 +22,11 @@ WORK=$(mktemp -d)
 STARTED=()
 cleanup() {
     for pid in "${STARTED[@]}"; do kill "$pid" 2>/dev/null || true; done
-    rm -rf "$WORK"
+    # slurmctld saves its state as it goes down.
+    for pid in "${STARTED[@]}"; do
+        for _ in $(seq 50); do [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
+    done
+    rm -rf "$WORK" 2>/dev/null || true
 }
 trap cleanup EXIT
 

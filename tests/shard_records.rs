@@ -11,7 +11,8 @@ use tempfile::TempDir;
 
 fn svodka() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_svodka"));
-    cmd.env_remove("SVODKA_OFFLINE").env_remove("HF_HUB_OFFLINE");
+    cmd.env_remove("SVODKA_OFFLINE")
+        .env_remove("HF_HUB_OFFLINE");
     cmd
 }
 
@@ -86,7 +87,11 @@ fn records_of_one_jsonl_file_are_shared_out_and_a_listing_replaces_the_walk() {
             cmd.arg("--files-from").arg(&list).output().unwrap()
         };
         // Status 1: the missing and the escaping paths fail, in the shard owning them.
-        assert!(matches!(output.status.code(), Some(0 | 1)), "{}", stderr(&output));
+        assert!(
+            matches!(output.status.code(), Some(0 | 1)),
+            "{}",
+            stderr(&output)
+        );
         let lines = manifest(&out.join(format!("manifest-shard-{i}-of-3.jsonl")));
         per_shard.push(lines);
     }
@@ -96,9 +101,14 @@ fn records_of_one_jsonl_file_are_shared_out_and_a_listing_replaces_the_walk() {
             .iter()
             .filter(|l| l["input"].as_str().unwrap().starts_with("big.jsonl#"))
             .count();
-        assert!(from_big > 5, "shard {i} got {from_big} records of big.jsonl");
+        assert!(
+            from_big > 5,
+            "shard {i} got {from_big} records of big.jsonl"
+        );
         for l in lines {
-            *seen.entry(l["input"].as_str().unwrap().to_string()).or_default() += 1;
+            *seen
+                .entry(l["input"].as_str().unwrap().to_string())
+                .or_default() += 1;
         }
     }
     let mut want: Vec<String> = (1..=60).map(|n| format!("big.jsonl#{n}")).collect();
@@ -144,7 +154,10 @@ fn a_bad_listing_is_refused_before_any_work() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("list.txt") && err.contains("not UTF-8"), "{err}");
+    assert!(
+        err.contains("list.txt") && err.contains("not UTF-8"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(!tmp.path().join("out").exists());
 }

@@ -118,7 +118,13 @@ fn bad_records_get_error_records_and_the_stream_goes_on() {
     let got = lines(&out);
     let summary: Vec<(Value, u64, &str)> = got
         .iter()
-        .map(|r| (r["id"].clone(), r["line"].as_u64().unwrap(), r["status"].as_str().unwrap()))
+        .map(|r| {
+            (
+                r["id"].clone(),
+                r["line"].as_u64().unwrap(),
+                r["status"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
@@ -140,7 +146,11 @@ fn bad_records_get_error_records_and_the_stream_goes_on() {
     let err = |i: usize| got[i]["error"].as_str().unwrap().to_string();
     assert!(err(1).contains("not valid JSON"), "{}", err(1));
     assert!(err(2).contains("no \"id\""), "{}", err(2));
-    assert!(err(3).contains("missing.txt") && err(3).contains("cannot be read"), "{}", err(3));
+    assert!(
+        err(3).contains("missing.txt") && err(3).contains("cannot be read"),
+        "{}",
+        err(3)
+    );
     assert!(err(4).contains("empty"), "{}", err(4));
     assert!(err(5).contains("unknown field `colour`"), "{}", err(5));
     assert!(err(6).contains("not both"), "{}", err(6));
@@ -148,7 +158,10 @@ fn bad_records_get_error_records_and_the_stream_goes_on() {
     assert!(err(10).contains("string or an integer"), "{}", err(10));
     assert!(err(11).contains("not a regular file"), "{}", err(11));
     for r in &got {
-        assert_eq!((&r["task"], &r["engine"]), (&json!("summarize"), &json!("extractive")));
+        assert_eq!(
+            (&r["task"], &r["engine"]),
+            (&json!("summarize"), &json!("extractive"))
+        );
         assert_eq!(r["key"].is_string(), r["status"] == "done", "{r}");
     }
 
@@ -168,8 +181,20 @@ fn bad_records_get_error_records_and_the_stream_goes_on() {
     let alone: Value = serde_json::from_slice(&alone.stdout).unwrap();
     assert_eq!(good["result"]["summary"], alone["summary"]);
     // Per-record options change the summary, the fingerprint and the key.
-    assert_eq!(short["result"]["summary"]["sentences"].as_array().unwrap().len(), 1);
-    assert_eq!(good["result"]["summary"]["sentences"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        short["result"]["summary"]["sentences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        good["result"]["summary"]["sentences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
     assert_ne!(short["fingerprint"], good["fingerprint"]);
     assert_ne!(short["key"], good["key"]);
 }
@@ -241,10 +266,14 @@ impl Live {
 fn each_answer_comes_before_the_next_record_and_eof_flushes_the_rest() {
     let mut s = live(&["-j", "2"]);
     for i in 0..3 {
-        s.send(&json!({"id": i, "text": ARTICLE}).to_string()).unwrap();
+        s.send(&json!({"id": i, "text": ARTICLE}).to_string())
+            .unwrap();
         // Answered while the input is still open: a writer may wait for each answer.
         let r = s.next();
-        assert_eq!((r["id"].clone(), r["status"].clone()), (json!(i), json!("done")));
+        assert_eq!(
+            (r["id"].clone(), r["status"].clone()),
+            (json!(i), json!("done"))
+        );
     }
     let files = news();
     for chunk in records(&files[..20]).lines() {
@@ -364,7 +393,10 @@ fn translation_records_share_batches_and_match_batch() {
     let en: Vec<PathBuf> = news()
         .iter()
         .map(|p| {
-            PathBuf::from(p.to_string_lossy().replace("news-wmt22/ru/", "news-wmt22/en/"))
+            PathBuf::from(
+                p.to_string_lossy()
+                    .replace("news-wmt22/ru/", "news-wmt22/en/"),
+            )
         })
         .take(6)
         .collect();
@@ -408,10 +440,20 @@ fn translation_records_share_batches_and_match_batch() {
     let got = lines(&out);
     assert_eq!(got.len(), 2 * (en.len() + 1));
     let tasks: Vec<&str> = got.iter().map(|r| r["task"].as_str().unwrap()).collect();
-    assert!(tasks.chunks(2).all(|c| c == ["summarize", "translate"]), "{tasks:?}");
+    assert!(
+        tasks.chunks(2).all(|c| c == ["summarize", "translate"]),
+        "{tasks:?}"
+    );
     let last = &got[got.len() - 2..];
-    assert_eq!((&last[0]["status"], &last[1]["status"]), (&json!("done"), &json!("failed")));
-    assert!(last[1]["error"].as_str().unwrap().contains("--to en"), "{}", last[1]);
+    assert_eq!(
+        (&last[0]["status"], &last[1]["status"]),
+        (&json!("done"), &json!("failed"))
+    );
+    assert!(
+        last[1]["error"].as_str().unwrap().contains("--to en"),
+        "{}",
+        last[1]
+    );
 
     // The translations `svodka batch` writes for the same files.
     let out_dir = tmp.path().join("out");
@@ -426,7 +468,10 @@ fn translation_records_share_batches_and_match_batch() {
         .unwrap();
     assert!(batch.status.success(), "{}", stderr(&batch));
     let manifest = std::fs::read_to_string(out_dir.join("manifest.jsonl")).unwrap();
-    for r in got.iter().filter(|r| r["status"] == "done" && r["id"] != "wrong-way") {
+    for r in got
+        .iter()
+        .filter(|r| r["status"] == "done" && r["id"] != "wrong-way")
+    {
         let id = r["id"].as_str().unwrap();
         let stem = Path::new(id).file_stem().unwrap().to_string_lossy();
         let suffix = if r["task"] == "translate" {
@@ -435,7 +480,8 @@ fn translation_records_share_batches_and_match_batch() {
             "summary"
         };
         let file = out_dir.join(format!("{stem}.{suffix}.json"));
-        let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let written: Value =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         let mut ours = untimed(&r["result"]);
         let mut theirs = untimed(&written);
         ours.as_object_mut().unwrap().remove("source");

@@ -242,7 +242,11 @@ pub fn discover(root: &Path, opts: &DiscoverOptions) -> Result<Discovery> {
 fn read_listing(list: &Path) -> Result<String> {
     use std::io::Read;
     let from_stdin = list.as_os_str() == "-";
-    let shown = if from_stdin { Path::new("<stdin>") } else { list };
+    let shown = if from_stdin {
+        Path::new("<stdin>")
+    } else {
+        list
+    };
     let mut bytes = Vec::new();
     let read = if from_stdin {
         std::io::stdin()
@@ -471,7 +475,8 @@ mod tests {
         for f in ["a.txt", "sub/b.md", "sub/c.txt", "d.pdf", "unlisted.txt"] {
             touch(&root, f);
         }
-        let list = "sub/c.txt\n./sub/b.md\n\na.txt\r\na.txt\n../x.txt\n/etc/passwd\nmissing.txt\nd.pdf\n";
+        let list =
+            "sub/c.txt\n./sub/b.md\n\na.txt\r\na.txt\n../x.txt\n/etc/passwd\nmissing.txt\nd.pdf\n";
         let exclude = globset(&["sub/b.md".into()], "--exclude").unwrap();
         let d = listed(&root, list, None, exclude.as_ref());
         let found: Vec<(&str, bool)> = d

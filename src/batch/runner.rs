@@ -270,11 +270,12 @@ impl Iterator for Feed<'_> {
             let mut first = true;
             let progress = self.sh.progress.clone();
             // Each source was counted as one document; records beyond the first add up.
-            let docs = source::documents(source, &self.sh.config.load, self.sh.config.shard).inspect(move |_| {
-                if !std::mem::take(&mut first) {
-                    progress.more_documents(1);
-                }
-            });
+            let docs = source::documents(source, &self.sh.config.load, self.sh.config.shard)
+                .inspect(move |_| {
+                    if !std::mem::take(&mut first) {
+                        progress.more_documents(1);
+                    }
+                });
             let docs: Box<dyn Iterator<Item = Loaded> + Send + '_> = Box::new(docs);
             self.current = Some(docs.peekable());
         }

@@ -185,8 +185,9 @@ pub fn documents<'a>(
                 Err(reason) => vec![Err(unreadable(&source.rel, reason))],
             };
             Box::new(
-                docs.into_iter()
-                    .filter(move |d| owned(shard, d.as_ref().map_or_else(|u| &u.name, |r| &r.name))),
+                docs.into_iter().filter(move |d| {
+                    owned(shard, d.as_ref().map_or_else(|u| &u.name, |r| &r.name))
+                }),
             )
         }
         SourceKind::JsonLines => match std::fs::File::open(&source.path) {

@@ -293,8 +293,8 @@ pub fn run(
 
 /// Writes one record and a newline; `false` when the reader went away.
 fn write_line(out: &mut impl Write, rec: &OutRecord) -> Result<bool> {
-    let mut line = serde_json::to_vec(rec)
-        .map_err(|e| Error::Unsupported(format!("result record: {e}")))?;
+    let mut line =
+        serde_json::to_vec(rec).map_err(|e| Error::Unsupported(format!("result record: {e}")))?;
     if let Some(result) = &rec.result {
         // `to_vec` of a struct ends with its closing brace.
         line.pop();
@@ -648,11 +648,7 @@ fn answer(items: Vec<Item>, tasks: StreamTasks<'_>, config: &StreamConfig) -> Ve
 
 /// Translates every document of the group that can be, in one call so that their
 /// sentences share the model's batches.
-fn translate_group(
-    task: &TranslateTask,
-    items: &[Item],
-    docs: &[Parsed],
-) -> Vec<Option<Outcome>> {
+fn translate_group(task: &TranslateTask, items: &[Item], docs: &[Parsed]) -> Vec<Option<Outcome>> {
     let mut outcomes: Vec<Option<Outcome>> = Vec::with_capacity(items.len());
     let mut wanted = Vec::new();
     for (i, (item, doc)) in items.iter().zip(docs).enumerate() {
@@ -676,13 +672,19 @@ fn translate_group(
     if refs.is_empty() {
         return outcomes;
     }
-    let results = guarded(|| task.run_batch(&refs))
-        .unwrap_or_else(|reason| refs.iter().map(|_| Err(Error::Unsupported(reason.clone()))).collect());
+    let results = guarded(|| task.run_batch(&refs)).unwrap_or_else(|reason| {
+        refs.iter()
+            .map(|_| Err(Error::Unsupported(reason.clone())))
+            .collect()
+    });
     let mut results = results.into_iter();
     for (i, _) in wanted {
         outcomes[i] = Some(match results.next() {
             Some(r) => r.map_err(|e| reason(&e)),
-            None => Err(format!("the {} engine returned no result", task.info().engine)),
+            None => Err(format!(
+                "the {} engine returned no result",
+                task.info().engine
+            )),
         });
     }
     outcomes
@@ -768,17 +770,28 @@ mod tests {
     #[test]
     fn compacting_keeps_strings_and_numbers_as_written() {
         let pretty = "{\n  \"a b\": \"x \\\" y\",\n  \"n\": 0.9999933786744761\n}\n";
-        assert_eq!(compact(pretty), r#"{"a b":"x \" y","n":0.9999933786744761}"#);
+        assert_eq!(
+            compact(pretty),
+            r#"{"a b":"x \" y","n":0.9999933786744761}"#
+        );
     }
 
     #[test]
     fn records_are_checked_field_by_field() {
-        let item = parse_record(3, br#"{"id": "x", "text": "Some text.", "style": "bullets"}"#, 1000);
+        let item = parse_record(
+            3,
+            br#"{"id": "x", "text": "Some text.", "style": "bullets"}"#,
+            1000,
+        );
         let ready = item.ready.unwrap();
         assert_eq!((item.line, ready.name.as_str()), (3, "x"));
         assert_eq!(ready.style, Some(SummaryStyle::Bullets));
         assert_eq!(ready.reading, "text");
-        let big = parse_record(1, br#"{"id": "x", "text": "far too long for the limit"}"#, 10);
+        let big = parse_record(
+            1,
+            br#"{"id": "x", "text": "far too long for the limit"}"#,
+            10,
+        );
         assert!(big.ready.err().unwrap().contains("--max-size"));
         let bad = parse_record(1, br#"{"id": "x", "text": "t", "style": "poem"}"#, 1000);
         assert_eq!(bad.id, Value::String("x".into()));
