@@ -47,7 +47,13 @@ pub struct DiscoverOptions {
     pub include: Vec<String>,
     /// Globs that exclude a file or a whole folder by its relative path.
     pub exclude: Vec<String>,
+    /// A listing of paths relative to the root (`-`: standard input) that replaces the
+    /// walk: made once, handed to every shard.
+    pub files_from: Option<PathBuf>,
 }
+
+/// Largest listing read by `--files-from` (millions of paths).
+pub const MAX_LISTING: u64 = 256 << 20;
 
 /// The result of a walk.
 #[derive(Debug, Default)]
@@ -80,7 +86,7 @@ impl Shard {
         Ok(Shard { index, count })
     }
 
-    /// Whether the source named `rel` belongs to this shard. A hash of the name (not of
+    /// Whether the source (or record, `file.jsonl#N`) named `rel` belongs to this shard. A hash of the name (not of
     /// the content, not the std hasher) keeps the split stable across machines and runs.
     pub fn owns(&self, rel: &str) -> bool {
         let digest = Sha256::digest(rel.as_bytes());
@@ -134,12 +140,25 @@ fn is_hidden(name: &std::ffi::OsStr) -> bool {
     name.to_string_lossy().starts_with('.')
 }
 
+impl Source {
+    /// Whether the source holds records that shards share out one by one (a JSON or
+    /// JSONL file that could be opened), rather than belonging to one shard whole.
+    pub fn shared_by_record(&self) -> bool {
+        self.kind != SourceKind::Article && self.problem.is_none()
+    }
+}
+
 /// Walks `root` (which must be canonical) and lists what to process, sorted by
-/// relative path. Symbolic links are followed only while they stay inside `root`;
-/// links out of the tree, broken links and loops come back as problems.
+/// relative path, or takes the list from `opts.files_from`. Symbolic links are followed
+/// only while they stay inside `root`; links out of the tree, broken links and loops
+/// come back as problems.
 pub fn discover(root: &Path, opts: &DiscoverOptions) -> Result<Discovery> {
     let include = globset(&opts.include, "--include")?;
     let exclude = globset(&opts.exclude, "--exclude")?;
+    if let Some(list) = &opts.files_from {
+        let text = read_listing(list)?;
+        return Ok(listed(root, &text, include.as_ref(), exclude.as_ref()));
+    }
     let mut found = Discovery::default();
     let mut escaped: Vec<(String, PathBuf)> = Vec::new();
     let mut pruned_files = 0;
@@ -219,6 +238,105 @@ pub fn discover(root: &Path, opts: &DiscoverOptions) -> Result<Discovery> {
     Ok(found)
 }
 
+/// Reads a `--files-from` listing (at most [`MAX_LISTING`] bytes of UTF-8).
+fn read_listing(list: &Path) -> Result<String> {
+    use std::io::Read;
+    let from_stdin = list.as_os_str() == "-";
+    let shown = if from_stdin {
+        Path::new("<stdin>")
+    } else {
+        list
+    };
+    let mut bytes = Vec::new();
+    let read = if from_stdin {
+        std::io::stdin()
+            .lock()
+            .take(MAX_LISTING + 1)
+            .read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(list).and_then(|f| f.take(MAX_LISTING + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| Error::io(shown, e))?;
+    if bytes.len() as u64 > MAX_LISTING {
+        return Err(Error::bad_input(
+            shown,
+            format!("the listing is over {} MiB", MAX_LISTING >> 20),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| Error::bad_input(shown, format!("the listing is not UTF-8: {e}")))
+}
+
+/// The sources a listing names, one path relative to `root` per line (blank lines
+/// passed over, duplicates taken once). A path that climbs out of the root, is absolute,
+/// is missing or leads out through a link is a problem of its own; other extensions and
+/// paths the globs leave out are ignored, as in a walk.
+fn listed(
+    root: &Path,
+    text: &str,
+    include: Option<&GlobSet>,
+    exclude: Option<&GlobSet>,
+) -> Discovery {
+    let mut found = Discovery::default();
+    let mut seen = std::collections::HashSet::new();
+    for line in text.lines() {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let given = Path::new(line);
+        let parts: Vec<_> = given
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect();
+        let outside = parts
+            .iter()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)));
+        let rel = if outside {
+            line.to_string()
+        } else {
+            rel_string(&parts.iter().collect::<PathBuf>())
+        };
+        if rel.is_empty() || !seen.insert(rel.clone()) {
+            continue;
+        }
+        let path = root.join(&rel);
+        if outside {
+            let reason = "listed path is absolute or climbs out of the input folder".into();
+            found.sources.push(problem(rel, path, reason));
+            continue;
+        }
+        let filtered = include.is_some_and(|inc| !inc.is_match(&rel))
+            || exclude.is_some_and(|exc| exc.is_match(&rel));
+        if filtered || source_kind(&path).is_none() {
+            found.ignored += 1;
+            continue;
+        }
+        let reason = match std::fs::canonicalize(&path) {
+            Err(e) => Some(format!("listed, but cannot be read: {e}")),
+            Ok(target) if !target.starts_with(root) => Some(format!(
+                "symbolic link to {} leads out of the input folder, not followed",
+                target.display()
+            )),
+            Ok(target) if !target.is_file() => Some("listed, but not a file".into()),
+            Ok(_) => None,
+        };
+        match reason {
+            Some(reason) => found.sources.push(problem(rel, path, reason)),
+            None => found.sources.push(Source {
+                kind: source_kind(&path).unwrap_or(SourceKind::Article),
+                rel,
+                path,
+                out_base: String::new(),
+                problem: None,
+            }),
+        }
+    }
+    found.sources.sort_by(|a, b| a.rel.cmp(&b.rel));
+    assign_out_bases(&mut found.sources);
+    found
+}
+
 fn problem(rel: String, path: PathBuf, reason: String) -> Source {
     Source {
         kind: source_kind(&path).unwrap_or(SourceKind::Article),
@@ -295,6 +413,7 @@ mod tests {
         let opts = DiscoverOptions {
             include: vec!["*.txt".into()],
             exclude: vec!["drafts".into()],
+            ..Default::default()
         };
         let d = discover(&root, &opts).unwrap();
         assert_eq!(rels(&d), ["keep/a.txt"]);
@@ -347,6 +466,36 @@ mod tests {
             .map(|s| s.rel.as_str())
             .collect();
         assert_eq!(ok, ["inside.txt", "sub/a.txt"]);
+    }
+
+    #[test]
+    fn a_listing_replaces_the_walk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        for f in ["a.txt", "sub/b.md", "sub/c.txt", "d.pdf", "unlisted.txt"] {
+            touch(&root, f);
+        }
+        let list =
+            "sub/c.txt\n./sub/b.md\n\na.txt\r\na.txt\n../x.txt\n/etc/passwd\nmissing.txt\nd.pdf\n";
+        let exclude = globset(&["sub/b.md".into()], "--exclude").unwrap();
+        let d = listed(&root, list, None, exclude.as_ref());
+        let found: Vec<(&str, bool)> = d
+            .sources
+            .iter()
+            .map(|s| (s.rel.as_str(), s.problem.is_none()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("../x.txt", false),
+                ("/etc/passwd", false),
+                ("a.txt", true),
+                ("missing.txt", false),
+                ("sub/c.txt", true)
+            ]
+        );
+        assert_eq!(d.ignored, 2);
+        assert_eq!(d.sources[4].out_base, "sub/c");
     }
 
     #[test]

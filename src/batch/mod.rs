@@ -19,6 +19,7 @@ pub mod manifest;
 pub mod progress;
 pub mod runner;
 pub mod source;
+pub mod stream;
 pub mod task;
 
 use std::path::{Path, PathBuf};

@@ -93,7 +93,7 @@ pub fn run(config: &Config, tasks: &[&dyn Task]) -> Result<RunSummary> {
         Some(shard) => found
             .sources
             .into_iter()
-            .filter(|s| shard.owns(&s.rel))
+            .filter(|s| s.shared_by_record() || shard.owns(&s.rel))
             .collect(),
         None => found.sources,
     };
@@ -273,11 +273,12 @@ impl Iterator for Feed<'_> {
             let mut first = true;
             let progress = self.sh.progress.clone();
             // Each source was counted as one document; records beyond the first add up.
-            let docs = source::documents(source, &self.sh.config.load).inspect(move |_| {
-                if !std::mem::take(&mut first) {
-                    progress.more_documents(1);
-                }
-            });
+            let docs = source::documents(source, &self.sh.config.load, self.sh.config.shard)
+                .inspect(move |_| {
+                    if !std::mem::take(&mut first) {
+                        progress.more_documents(1);
+                    }
+                });
             let docs: Box<dyn Iterator<Item = Loaded> + Send + '_> = Box::new(docs);
             self.current = Some(docs.peekable());
         }
@@ -286,7 +287,7 @@ impl Iterator for Feed<'_> {
 
 /// Runs `f`, turning a panic (a bug in a reader or an engine, met on some odd input)
 /// into a failure of the documents concerned instead of an end to the run.
-fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+pub(crate) fn guarded<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
         let what = panic
             .downcast_ref::<&str>()

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use super::discover::{Source, SourceKind};
+use super::discover::{Shard, Source, SourceKind};
 use crate::article::read::{self, ReadOptions};
 use crate::article::Article;
 use crate::Error;
@@ -160,10 +160,13 @@ fn unreadable(name: &str, reason: String) -> Unreadable {
 }
 
 /// The documents of `source`, in order, read one at a time (a JSONL file is streamed).
-/// Never fails as a whole: what cannot be read comes out as an [`Unreadable`].
+/// Never fails as a whole: what cannot be read comes out as an [`Unreadable`]. With a
+/// `shard`, only the records of a JSON or JSONL file that it owns (by the name
+/// `file#N`) come out, and a problem of the whole file only from the file name's owner.
 pub fn documents<'a>(
     source: &'a Source,
     opts: &'a LoadOptions,
+    shard: Option<Shard>,
 ) -> Box<dyn Iterator<Item = Loaded> + Send + 'a> {
     if let Some(p) = &source.problem {
         return Box::new(std::iter::once(Err(unreadable(&source.rel, p.clone()))));
@@ -175,12 +178,17 @@ pub fn documents<'a>(
                 Ok(bytes) => json_records(source, &bytes, opts),
                 Err(reason) => vec![Err(unreadable(&source.rel, reason))],
             };
-            Box::new(docs.into_iter())
+            Box::new(
+                docs.into_iter().filter(move |d| {
+                    owned(shard, d.as_ref().map_or_else(|u| &u.name, |r| &r.name))
+                }),
+            )
         }
         SourceKind::JsonLines => match std::fs::File::open(&source.path) {
             Ok(f) => Box::new(JsonLines {
                 source,
                 opts,
+                shard,
                 reader: BufReader::new(f),
                 line: 0,
                 records: 0,
@@ -192,6 +200,11 @@ pub fn documents<'a>(
             )))),
         },
     }
+}
+
+/// Whether a document or problem named `name` is this shard's to report.
+fn owned(shard: Option<Shard>, name: &str) -> bool {
+    shard.is_none_or(|s| s.owns(name))
 }
 
 fn load_article(source: &Source, opts: &LoadOptions) -> Loaded {
@@ -263,6 +276,7 @@ fn json_records(source: &Source, bytes: &[u8], opts: &LoadOptions) -> Vec<Loaded
 struct JsonLines<'a> {
     source: &'a Source,
     opts: &'a LoadOptions,
+    shard: Option<Shard>,
     reader: BufReader<std::fs::File>,
     line: usize,
     records: usize,
@@ -283,22 +297,25 @@ impl Iterator for JsonLines<'_> {
             match (&mut self.reader).take(cap).read_until(b'\n', &mut line) {
                 Ok(0) => {
                     self.finished = true;
-                    if self.records == 0 {
+                    if self.records == 0 && owned(self.shard, &self.source.rel) {
                         let reason = "the JSONL file holds no records".to_string();
                         return Some(Err(unreadable(&self.source.rel, reason)));
                     }
                 }
                 Ok(_) if !line.ends_with(b"\n") && line.len() as u64 >= cap => {
                     self.records += 1;
-                    // Pass over the rest of the overlong line.
-                    let mut rest = Vec::new();
-                    if self.reader.read_until(b'\n', &mut rest).is_err() {
+                    // Pass over the rest of the overlong line, a buffer at a time.
+                    if skip_line(&mut self.reader).is_err() {
                         self.finished = true;
                     }
-                    let reason = too_large(cap, self.opts.max_size, "the line");
-                    return Some(Err(unreadable(&name, reason)));
+                    if owned(self.shard, &name) {
+                        let reason = too_large(cap, self.opts.max_size, "the line");
+                        return Some(Err(unreadable(&name, reason)));
+                    }
                 }
                 Ok(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                // Another shard's record: counted, not parsed.
+                Ok(_) if !owned(self.shard, &name) => self.records += 1,
                 Ok(_) => {
                     self.records += 1;
                     return Some(match serde_json::from_slice::<serde_json::Value>(&line) {
@@ -313,6 +330,26 @@ impl Iterator for JsonLines<'_> {
             }
         }
         None
+    }
+}
+
+/// Passes over the rest of a line without holding it, a buffer at a time.
+pub fn skip_line(reader: &mut impl BufRead) -> std::io::Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                reader.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
     }
 }
 
@@ -358,7 +395,7 @@ mod tests {
         std::fs::write(&p, format!("{good}\n\n{{\"body\": 1}}\nnot json\n{good}")).unwrap();
         let src = source("d/n.jsonl", p, SourceKind::JsonLines);
         let o = opts();
-        let docs: Vec<Loaded> = documents(&src, &o).collect();
+        let docs: Vec<Loaded> = documents(&src, &o, None).collect();
         assert_eq!(
             names(&docs),
             ["d/n.jsonl#1", "!d/n.jsonl#3", "!d/n.jsonl#4", "d/n.jsonl#5"]
@@ -373,13 +410,35 @@ mod tests {
     }
 
     #[test]
+    fn shards_share_out_jsonl_records_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("n.jsonl");
+        let good = serde_json::json!({ "text": BODY }).to_string();
+        let lines: Vec<String> = (0..40).map(|_| good.clone()).collect();
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let src = source("n.jsonl", p, SourceKind::JsonLines);
+        let o = opts();
+        let mut all = Vec::new();
+        for index in 0..3 {
+            let shard = Shard { index, count: 3 };
+            let got = names(&documents(&src, &o, Some(shard)).collect::<Vec<_>>());
+            assert!(got.len() > 3 && got.len() < 30, "{got:?}");
+            all.extend(got);
+        }
+        all.sort();
+        let mut want: Vec<String> = (1..=40).map(|n| format!("n.jsonl#{n}")).collect();
+        want.sort();
+        assert_eq!(all, want);
+    }
+
+    #[test]
     fn empty_jsonl_is_reported() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("e.jsonl");
         std::fs::write(&p, "\n\n").unwrap();
         let src = source("e.jsonl", p, SourceKind::JsonLines);
         let o = opts();
-        let docs: Vec<Loaded> = documents(&src, &o).collect();
+        let docs: Vec<Loaded> = documents(&src, &o, None).collect();
         assert_eq!(names(&docs), ["!e.jsonl"]);
     }
 
@@ -395,7 +454,7 @@ mod tests {
             ..opts()
         };
         let src = source("a.json", p, SourceKind::Json);
-        let docs: Vec<Loaded> = documents(&src, &small).collect();
+        let docs: Vec<Loaded> = documents(&src, &small, None).collect();
         assert_eq!(names(&docs), ["a.json#1", "!a.json#2"]);
         let err = docs[1].as_ref().unwrap_err();
         assert!(err.reason.contains("--max-size"), "{}", err.reason);
@@ -411,7 +470,7 @@ mod tests {
             ..opts()
         };
         let src = source("big.txt", p, SourceKind::Article);
-        let docs: Vec<Loaded> = documents(&src, &small).collect();
+        let docs: Vec<Loaded> = documents(&src, &small, None).collect();
         let err = docs[0].as_ref().unwrap_err();
         assert!(err.reason.contains("4.9 KiB") && err.reason.contains("4.0 KiB"));
     }

@@ -209,15 +209,13 @@ impl SummarizeTask {
                 .ok_or_else(|| Error::Model("no summarizer instance given".into()))?,
             SummaryEngines::Writer(w) => w.engine_name().to_string(),
         };
-        let fp = fingerprint(&[
-            ("task", "summarize".into()),
-            ("engine", engine.clone()),
-            ("model", spec.model.clone().unwrap_or_default()),
-            ("revision", spec.revision.clone().unwrap_or_default()),
-            // Every field, so that options added later change the fingerprint too.
-            ("options", format!("{:?}", spec.opts)),
-            ("format", extension(spec.format).into()),
-        ]);
+        let fp = summary_fingerprint(
+            &engine,
+            spec.model.as_deref(),
+            spec.revision.as_deref(),
+            &spec.opts,
+            spec.format,
+        );
         Ok(SummarizeTask {
             info: TaskInfo {
                 name: "summarize".into(),
@@ -238,12 +236,48 @@ impl SummarizeTask {
     }
 }
 
-impl Task for SummarizeTask {
-    fn info(&self) -> &TaskInfo {
-        &self.info
+/// The options fingerprint of a summary task: what resuming and record keys compare.
+fn summary_fingerprint(
+    engine: &str,
+    model: Option<&str>,
+    revision: Option<&str>,
+    opts: &SummaryOptions,
+    format: Format,
+) -> String {
+    fingerprint(&[
+        ("task", "summarize".into()),
+        ("engine", engine.into()),
+        ("model", model.unwrap_or_default().into()),
+        ("revision", revision.unwrap_or_default().into()),
+        // Every field, so that options added later change the fingerprint too.
+        ("options", format!("{opts:?}")),
+        ("format", extension(format).into()),
+    ])
+}
+
+impl SummarizeTask {
+    /// The options every document gets unless told otherwise.
+    pub fn options(&self) -> &SummaryOptions {
+        &self.opts
     }
 
-    fn run(&self, doc: &Document) -> Result<TaskOutput> {
+    /// The task's identity with `opts` in place of its own options (a stream record
+    /// may ask for another length or style).
+    pub fn info_with(&self, opts: &SummaryOptions) -> TaskInfo {
+        TaskInfo {
+            fingerprint: summary_fingerprint(
+                &self.info.engine,
+                self.info.model.as_deref(),
+                self.info.revision.as_deref(),
+                opts,
+                self.format,
+            ),
+            ..self.info.clone()
+        }
+    }
+
+    /// Summarizes one document with `opts` in place of the task's own options.
+    pub fn run_with(&self, doc: &Document, opts: &SummaryOptions) -> Result<TaskOutput> {
         if let Some(cap) = self.max_text {
             let article = &doc.article;
             let text = article.title.as_ref().map_or(0, String::len)
@@ -265,7 +299,7 @@ impl Task for SummarizeTask {
         let report = match &self.engines {
             EnginePool::Rankers(pool) => {
                 let mut engine = pool.take();
-                pipeline::summarize::summarize(&doc.article, engine.as_mut(), &self.opts)?
+                pipeline::summarize::summarize(&doc.article, engine.as_mut(), opts)?
             }
             EnginePool::Writer(pool) => {
                 let mut writer = pool.take();
@@ -274,7 +308,7 @@ impl Task for SummarizeTask {
                     revision: self.info.revision.clone(),
                     ..AbstractiveRun::default()
                 };
-                pipeline::summarize::summarize_with(&doc.article, writer.as_mut(), &self.opts, run)?
+                pipeline::summarize::summarize_with(&doc.article, writer.as_mut(), opts, run)?
             }
         };
         let summary = report.summary.text();
@@ -284,6 +318,16 @@ impl Task for SummarizeTask {
             date: report.metadata.date_iso.clone(),
             summary: Some(summary),
         })
+    }
+}
+
+impl Task for SummarizeTask {
+    fn info(&self) -> &TaskInfo {
+        &self.info
+    }
+
+    fn run(&self, doc: &Document) -> Result<TaskOutput> {
+        self.run_with(doc, &self.opts)
     }
 }
 
@@ -343,6 +387,11 @@ impl TranslateTask {
             batch_docs: spec.batch_docs.max(1),
             engines: Pool::new(vec![spec.translator]),
         }
+    }
+
+    /// The language every document is translated into.
+    pub fn target(&self) -> Lang {
+        self.opts.to
     }
 
     fn render(&self, doc: &Document, report: TranslationReport) -> TaskOutput {

@@ -2,7 +2,8 @@
 //! folder, resumably, optionally as one shard of many; `--merge-manifests` combines the
 //! shards' records.
 
-use std::path::PathBuf;
+use std::io::{IsTerminal, Read};
+use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
@@ -10,6 +11,7 @@ use super::summarize::{SummaryEngine, DEFAULT_LLM, DEFAULT_T5};
 use super::translate::{default_marian, load_marian, DtypeArg};
 use super::{GlobalArgs, LangArg, Outcome};
 use crate::article::Lang;
+use crate::batch::stream::{self, StreamConfig, StreamTasks};
 use crate::batch::{
     self, Config, DiscoverOptions, LoadOptions, Shard, SummarizeSpec, SummarizeTask,
     SummaryEngines, Task, TranslateSpec, TranslateTask,
@@ -17,6 +19,7 @@ use crate::batch::{
 use crate::engine::extractive::Extractive;
 use crate::engine::{Summarizer, SummaryOptions};
 use crate::hub::download;
+use crate::output::Format;
 use crate::pipeline::translate::{default_decode, TranslateOptions};
 use crate::{Error, Result};
 
@@ -63,15 +66,16 @@ pub struct BatchArgs {
     /// Folder of articles (.txt .md .html .htm, and .json/.jsonl records).
     #[arg(
         value_name = "DIR",
-        required_unless_present = "merge_manifests",
-        conflicts_with = "merge_manifests"
+        required_unless_present_any = ["merge_manifests", "jsonl"],
+        conflicts_with_all = ["merge_manifests", "jsonl"]
     )]
     pub dir: Option<PathBuf>,
     /// Folder to write the results into (must not be inside DIR, nor hold it).
     #[arg(
         long,
         value_name = "OUT_DIR",
-        required_unless_present = "merge_manifests"
+        required_unless_present_any = ["merge_manifests", "jsonl"],
+        conflicts_with = "jsonl"
     )]
     pub out: Option<PathBuf>,
     /// What to do to each document.
@@ -144,6 +148,20 @@ pub struct BatchArgs {
     /// Also write OUT_DIR/digest.md: every summary, newest article first.
     #[arg(long)]
     pub digest: bool,
+    /// Stream mode: read JSON records, one per line, from FILE (`-`: standard input) and
+    /// write one JSON result per record and task to standard output, in input order.
+    /// A record is {"id", "text" or "path", and optionally "format", "sentences",
+    /// "words", "style", "lang", "to"}; a bad record gets an error record.
+    #[arg(
+        long,
+        value_name = "FILE|-",
+        conflicts_with_all = ["merge_manifests", "shard", "force", "digest", "include", "exclude", "files_from"]
+    )]
+    pub jsonl: Option<PathBuf>,
+    /// Take the files to process from LIST (`-`: standard input), one path relative to
+    /// DIR per line, instead of walking DIR: list once, hand the same list to every shard.
+    #[arg(long, value_name = "LIST|-")]
+    pub files_from: Option<PathBuf>,
     /// Merge the manifests of these output folders (of shards) into --out (default: the
     /// first folder), keeping the latest line per document and task; processes nothing.
     #[arg(long, value_name = "OUT_DIR", num_args = 1..)]
@@ -179,39 +197,14 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
     if !args.merge_manifests.is_empty() {
         return merge(global, &args);
     }
+    if let Some(input) = &args.jsonl {
+        return run_stream(global, &args, input);
+    }
     let (Some(input), Some(out)) = (args.dir.clone(), args.out.clone()) else {
         return Err(Error::Unsupported("give a DIR to process and --out OUT_DIR".into()).into());
     };
-    let jobs = match args.jobs {
-        Some(j) => j as usize,
-        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-    };
-    // Checked before a model is loaded or anything is read.
-    if args.task == BatchTask::Summarize && args.model.is_some() {
-        return Err(Error::Unsupported(
-            "--model names the translation model: add --task translate or both".into(),
-        )
-        .into());
-    }
-    let to = match (args.task, args.to) {
-        (BatchTask::Summarize, _) => None,
-        (_, Some(to)) => Some(Lang::from(to)),
-        (_, None) => {
-            return Err(Error::Unsupported(format!(
-                "--task {} needs --to ru or --to en",
-                format!("{:?}", args.task).to_lowercase()
-            ))
-            .into())
-        }
-    };
-    let summarize = match args.task {
-        BatchTask::Translate => None,
-        _ => Some(summarize_task(global, &args, jobs)?),
-    };
-    let translate = match to {
-        Some(to) => Some(translate_task(global, &args, to)?),
-        None => None,
-    };
+    let jobs = jobs(&args);
+    let (summarize, translate) = tasks(global, &args, jobs, global.format.into())?;
     let mut tasks: Vec<&dyn Task> = Vec::new();
     if let Some(t) = &summarize {
         tasks.push(t);
@@ -225,6 +218,7 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         discover: DiscoverOptions {
             include: args.include,
             exclude: args.exclude,
+            files_from: args.files_from,
         },
         load: LoadOptions {
             max_size: args.max_size,
@@ -245,8 +239,89 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
     })
 }
 
+/// Worker threads: --jobs, else one per CPU.
+fn jobs(args: &BatchArgs) -> usize {
+    match args.jobs {
+        Some(j) => j as usize,
+        None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
+/// The summary and translation tasks the flags ask for, models loaded, their outputs
+/// rendered in `format`. Flags are checked before a model is loaded.
+fn tasks(
+    global: &GlobalArgs,
+    args: &BatchArgs,
+    jobs: usize,
+    format: Format,
+) -> Result<(Option<SummarizeTask>, Option<TranslateTask>)> {
+    if args.task == BatchTask::Summarize && args.model.is_some() {
+        return Err(Error::Unsupported(
+            "--model names the translation model: add --task translate or both".into(),
+        ));
+    }
+    let to = match (args.task, args.to) {
+        (BatchTask::Summarize, _) => None,
+        (_, Some(to)) => Some(Lang::from(to)),
+        (_, None) => {
+            return Err(Error::Unsupported(format!(
+                "--task {} needs --to ru or --to en",
+                format!("{:?}", args.task).to_lowercase()
+            )))
+        }
+    };
+    let summarize = match args.task {
+        BatchTask::Translate => None,
+        _ => Some(summarize_task(global, args, jobs, format)?),
+    };
+    let translate = match to {
+        Some(to) => Some(translate_task(global, args, to, format)?),
+        None => None,
+    };
+    Ok((summarize, translate))
+}
+
+/// `svodka batch --jsonl FILE|-`: records in, one JSON result per record and task out.
+fn run_stream(global: &GlobalArgs, args: &BatchArgs, input: &Path) -> anyhow::Result<Outcome> {
+    let reader: Box<dyn Read + Send> = if input.as_os_str() == "-" {
+        if std::io::stdin().is_terminal() {
+            return Err(Error::Unsupported(
+                "--jsonl -: standard input is a terminal; pipe JSON records into it".into(),
+            )
+            .into());
+        }
+        Box::new(std::io::stdin())
+    } else {
+        Box::new(std::fs::File::open(input).map_err(|e| Error::io(input, e))?)
+    };
+    let jobs = jobs(args);
+    // Results carry the CLI's JSON output, whatever --format says.
+    let (summarize, translate) = tasks(global, args, jobs, Format::Json)?;
+    let config = StreamConfig {
+        max_size: args.max_size,
+        jobs,
+        summary_line: !global.quiet,
+    };
+    let tasks = StreamTasks {
+        summarize: summarize.as_ref(),
+        translate: translate.as_ref(),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let done = stream::run(reader, &mut stdout, tasks, &config)?;
+    Ok(if done.failed > 0 {
+        Outcome::Partial
+    } else {
+        Outcome::Ok
+    })
+}
+
 /// The summaries: extractive with one engine per worker, or one neural model loaded once.
-fn summarize_task(global: &GlobalArgs, args: &BatchArgs, jobs: usize) -> Result<SummarizeTask> {
+fn summarize_task(
+    global: &GlobalArgs,
+    args: &BatchArgs,
+    jobs: usize,
+    format: Format,
+) -> Result<SummarizeTask> {
     let (engines, model, revision) = summarizers(global, args, jobs)?;
     SummarizeTask::new(SummarizeSpec {
         engines,
@@ -258,14 +333,19 @@ fn summarize_task(global: &GlobalArgs, args: &BatchArgs, jobs: usize) -> Result<
             lang: args.lang.map(Into::into),
             ..SummaryOptions::default()
         },
-        format: global.format.into(),
+        format,
         // Neural engines map-reduce long articles; ranking is quadratic in sentences.
         max_text: (args.engine == SummaryEngine::Extractive).then_some(batch::EXTRACTIVE_MAX_TEXT),
     })
 }
 
 /// Loads the Marian model once, for the direction into `to`.
-fn translate_task(global: &GlobalArgs, args: &BatchArgs, to: Lang) -> Result<TranslateTask> {
+fn translate_task(
+    global: &GlobalArgs,
+    args: &BatchArgs,
+    to: Lang,
+    format: Format,
+) -> Result<TranslateTask> {
     let from = match to {
         Lang::Ru => Lang::En,
         Lang::En => Lang::Ru,
@@ -290,7 +370,7 @@ fn translate_task(global: &GlobalArgs, args: &BatchArgs, to: Lang) -> Result<Tra
             retry: !args.no_retry,
             ..TranslateOptions::default()
         },
-        format: global.format.into(),
+        format,
         batch_docs: args.batch_docs as usize,
     }))
 }
