@@ -541,6 +541,8 @@ fn parse_doc(ready: &Ready) -> std::result::Result<Document, String> {
     let opts = ReadOptions {
         encoding: None,
         format: ready.format,
+        // The stream has already bounded the record's bytes (its per-document limit).
+        max_size: u64::MAX,
     };
     // Path records are told by their extension; text records always have a format.
     let shown = ready.path.as_deref().unwrap_or(&ready.name);
