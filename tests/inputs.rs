@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 fn svodka() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_svodka"));
     // No test here may reach a model: offline, a model lookup fails fast.
-    cmd.env("SVODKA_OFFLINE", "1");
+    cmd.env("SVODKA_OFFLINE", "true");
     cmd
 }
 
