@@ -19,6 +19,7 @@ use candle_core::quantized::k_quants::{
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
+use super::ggml_dots;
 use crate::{Error, Result};
 
 const QK8_0: usize = 32;
@@ -27,18 +28,18 @@ const QK_K: usize = 256;
 /// ggml's `block_q8_0`, the layout of candle's [`BlockQ8_0`] (whose fields are private).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Q8_0 {
-    d: f16,
-    qs: [i8; QK8_0],
+pub(super) struct Q8_0 {
+    pub(super) d: f16,
+    pub(super) qs: [i8; QK8_0],
 }
 
 /// ggml's `block_q8_K`, the layout of candle's [`BlockQ8K`].
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct Q8K {
-    d: f32,
-    qs: [i8; QK_K],
-    bsums: [i16; QK_K / 16],
+pub(super) struct Q8K {
+    pub(super) d: f32,
+    pub(super) qs: [i8; QK_K],
+    pub(super) bsums: [i16; QK_K / 16],
 }
 
 const _: () = assert!(std::mem::size_of::<Q8_0>() == std::mem::size_of::<BlockQ8_0>());
@@ -67,7 +68,7 @@ fn quantize_q8_0(x: &[f32], out: &mut [Q8_0]) {
 
 /// Rounds one row to `Q8_K` blocks as ggml's `quantize_row_q8_K_ref` does: the scale is
 /// -127 over the signed value of largest magnitude, ties to even, at most 127.
-fn quantize_q8k(x: &[f32], out: &mut [Q8K]) {
+pub(super) fn quantize_q8k(x: &[f32], out: &mut [Q8K]) {
     for (xs, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
         let (mut max, mut amax) = (0f32, 0f32);
         for &v in xs {
@@ -198,14 +199,19 @@ impl GgmlMatMul {
             T::to_float(&w[i * per..(i + 1) * per], &mut out);
             out
         }
+        fn deq_k4<T>(row: &[T], five_bit: bool) -> Vec<f32> {
+            let mut out = vec![0f32; row.len() * QK_K];
+            ggml_dots::dequantize_k4(bytes_of(row), five_bit, &mut out);
+            out
+        }
         let k = self.k;
         match &self.w {
             Blocks::Q4_0(w) => deq(w, i, k),
             Blocks::Q8_0(w) => deq(w, i, k),
             Blocks::Q2K(w) => deq(w, i, k),
             Blocks::Q3K(w) => deq(w, i, k),
-            Blocks::Q4K(w) => deq(w, i, k),
-            Blocks::Q5K(w) => deq(w, i, k),
+            Blocks::Q4K(w) => deq_k4(&w[i * (k / QK_K)..(i + 1) * (k / QK_K)], false),
+            Blocks::Q5K(w) => deq_k4(&w[i * (k / QK_K)..(i + 1) * (k / QK_K)], true),
             Blocks::Q6K(w) => deq(w, i, k),
         }
     }
@@ -252,6 +258,10 @@ impl GgmlMatMul {
         let mut out = vec![0f32; m * self.n];
         let ptr = OutPtr(out.as_mut_ptr());
         match (&self.w, &acts) {
+            (Blocks::Q4_0(w), Acts::Q8_0(a)) if self.n % 8 == 0 => {
+                // ggml repacks these (rows a multiple of 8) for its 8×8 x86 kernels.
+                self.run_with(w, a, m, ptr, |w, a, _| ggml_dots::dot_q4_0(w, a))
+            }
             (Blocks::Q4_0(w), Acts::Q8_0(a)) => self.run(w, as_blocks_q8_0(a), m, ptr),
             (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
                 if simd() {
@@ -282,7 +292,14 @@ impl GgmlMatMul {
                     self.run_with(w, a, m, ptr, |w, a, row| dot_q4k(w, a, row < gemm_rows))
                 }
             }
-            (Blocks::Q5K(w), Acts::Q8K(a)) => self.run(w, as_blocks_q8k(a), m, ptr),
+            (Blocks::Q5K(w), Acts::Q8K(a)) => {
+                // From eight rows on, ggml takes Q5_K through its tiled kernel.
+                if m >= 8 {
+                    self.run_with(w, a, m, ptr, |w, a, _| ggml_dots::dot_q5k_tiled(w, a))
+                } else {
+                    self.run_with(w, a, m, ptr, |w, a, _| ggml_dots::dot_q5k(w, a))
+                }
+            }
             (Blocks::Q6K(w), Acts::Q8K(a)) => {
                 // From eight rows on, ggml takes Q6_K through its tiled kernel.
                 // SAFETY (simd): the CPU has AVX2 and FMA.
@@ -342,7 +359,7 @@ impl GgmlMatMul {
     }
 }
 
-fn bytes_of<T>(blocks: &[T]) -> &[u8] {
+pub(super) fn bytes_of<T>(blocks: &[T]) -> &[u8] {
     // SAFETY: plain-data blocks viewed as their bytes.
     unsafe {
         std::slice::from_raw_parts(blocks.as_ptr() as *const u8, std::mem::size_of_val(blocks))
@@ -357,7 +374,7 @@ fn idot32(u: &[u8], s: &[i8]) -> i32 {
 
 /// ggml's 6-bit scale and min of sub-block `j` of a Q4_K/Q5_K block.
 #[inline(always)]
-fn scale_min_k4(j: usize, q: &[u8]) -> (i32, i32) {
+pub(super) fn scale_min_k4(j: usize, q: &[u8]) -> (i32, i32) {
     if j < 4 {
         ((q[j] & 63) as i32, (q[j + 4] & 63) as i32)
     } else {
@@ -433,7 +450,7 @@ fn dot_q8_0(w: &[BlockQ8_0], a: &[Q8_0]) -> f32 {
 
 /// ggml's `hsum_float_8`: the upper four lanes added to the lower four, then pairwise.
 #[inline(always)]
-fn hsum8(x: [f32; 8]) -> f32 {
+pub(super) fn hsum8(x: [f32; 8]) -> f32 {
     let r = [x[0] + x[4], x[1] + x[5], x[2] + x[6], x[3] + x[7]];
     (r[0] + r[2]) + (r[1] + r[3])
 }
@@ -991,7 +1008,7 @@ pub struct Attention<'a> {
 
 /// Dense 16-lane dot product of two contiguous rows (indices from 0).
 #[inline(always)]
-fn dot_rows(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot_rows(a: &[f32], b: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
     for (ca, cb) in a.chunks_exact(LANES).zip(b.chunks_exact(LANES)) {
         for l in 0..LANES {
@@ -1005,7 +1022,7 @@ fn dot_rows(a: &[f32], b: &[f32]) -> f32 {
 /// token, where llamafile's tinyBLAS declines): four 16-lane FMA accumulators over
 /// 64-value steps, folded pairwise, lanes added pairwise; a tail in f64.
 #[inline(always)]
-fn dot_vec_f16(x: &[f32], y: &[f32]) -> f32 {
+pub(super) fn dot_vec_f16(x: &[f32], y: &[f32]) -> f32 {
     let n = x.len();
     let np = n - n % 64;
     let mut acc = [[0f32; LANES]; 4];

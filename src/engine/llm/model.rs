@@ -19,6 +19,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::ggml::{self, GgmlMatMul};
+use super::ggml_f16::F16MatMul;
 use crate::{Error, Result};
 
 /// The model families svodka runs, from `general.architecture`.
@@ -175,7 +176,8 @@ impl LlmConfig {
             rms_eps,
             rope_base,
             rope_base_swa: if gemma {
-                md_f32(meta, &arch, "rope.local_freq_base").unwrap_or(10_000.0)
+                // llama.cpp's key for the windowed layers' base; 10,000 when absent.
+                md_f32(meta, &arch, "rope.freq_base_swa").unwrap_or(10_000.0)
             } else {
                 rope_base
             },
@@ -371,6 +373,7 @@ impl Norm {
 #[derive(Clone)]
 enum Proj {
     Ggml(Arc<GgmlMatMul>),
+    F16(Arc<F16MatMul>),
     Candle(QMatMul),
 }
 
@@ -378,6 +381,7 @@ impl std::fmt::Debug for Proj {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Proj::Ggml(g) => write!(f, "GgmlMatMul({} rows)", g.rows()),
+            Proj::F16(g) => write!(f, "F16MatMul({} rows)", g.rows()),
             Proj::Candle(q) => write!(f, "{q:?}"),
         }
     }
@@ -396,6 +400,10 @@ impl Proj {
             if let Some(g) = GgmlMatMul::new(&t)? {
                 return Ok(Proj::Ggml(Arc::new(g)));
             }
+            if t.dtype() == GgmlDType::F16 {
+                let (n, k) = t.shape().dims2()?;
+                return Ok(Proj::F16(Arc::new(F16MatMul::new(&t.data()?, n, k)?)));
+            }
             return Ok(Proj::Candle(QMatMul::from_qtensor(t)?));
         }
         Ok(Proj::Candle(QMatMul::from_qtensor(t)?))
@@ -404,15 +412,8 @@ impl Proj {
     /// `x · wᵀ` over the last dimension of `x`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Proj::Ggml(g) => {
-                let mut dims = x.dims().to_vec();
-                let k = *dims.last().expect("matmul input has a dimension");
-                let m = x.elem_count() / k;
-                let data = x.flatten_all()?.to_vec1::<f32>()?;
-                let out = g.forward(&data, m);
-                *dims.last_mut().expect("non-empty") = g.rows();
-                Ok(Tensor::from_vec(out, dims, x.device())?)
-            }
+            Proj::Ggml(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
+            Proj::F16(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
             Proj::Candle(q) => qmatmul(q, x),
         }
     }
@@ -420,25 +421,44 @@ impl Proj {
     /// Rows `ids` of the matrix, dequantized (the embedding lookup).
     fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         match self {
-            Proj::Ggml(g) => {
-                let k = g.cols();
-                let mut data = Vec::with_capacity(ids.len() * k);
-                for &id in ids {
-                    if id as usize >= g.rows() {
-                        return Err(Error::Model(format!(
-                            "token id {id} is outside the vocabulary"
-                        )));
-                    }
-                    data.extend(g.row(id as usize));
-                }
-                Ok(Tensor::from_vec(data, (ids.len(), k), device)?)
-            }
+            Proj::Ggml(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
+            Proj::F16(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
             Proj::Candle(QMatMul::QTensor(q)) => Ok(q.embedding(&Tensor::new(ids, device)?)?),
             Proj::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t
                 .embedding(&Tensor::new(ids, device)?)?
                 .to_dtype(DType::F32)?),
         }
     }
+}
+
+/// `x · wᵀ` by a host kernel `f(rows of x, number of rows)` with `n` outputs.
+fn host_matmul(x: &Tensor, n: usize, f: impl Fn(&[f32], usize) -> Vec<f32>) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let k = *dims.last().expect("matmul input has a dimension");
+    let m = x.elem_count() / k;
+    let out = f(&x.flatten_all()?.to_vec1::<f32>()?, m);
+    *dims.last_mut().expect("non-empty") = n;
+    Ok(Tensor::from_vec(out, dims, x.device())?)
+}
+
+/// Rows `ids` of a host matrix of `n` rows of `k`, each given by `row`.
+fn host_rows(
+    ids: &[u32],
+    n: usize,
+    k: usize,
+    row: impl Fn(usize) -> Vec<f32>,
+    device: &Device,
+) -> Result<Tensor> {
+    let mut data = Vec::with_capacity(ids.len() * k);
+    for &id in ids {
+        if id as usize >= n {
+            return Err(Error::Model(format!(
+                "token id {id} is outside the vocabulary"
+            )));
+        }
+        data.extend(row(id as usize));
+    }
+    Ok(Tensor::from_vec(data, (ids.len(), k), device)?)
 }
 
 /// Bytes of one ggml Q5_0 block (f16 scale, 32 high bits, 16 bytes of low nibbles) and
@@ -641,6 +661,26 @@ impl LlmModel {
                 self.max_pos
             )));
         }
+        if seq <= UBATCH {
+            return self.forward_ubatch(tokens, all_logits);
+        }
+        // A long prompt goes through in llama.cpp's ubatches: ggml's kernels choose
+        // their summation by the number of rows (fours for Q4_K, eight or more for
+        // Q6_K, one for attention), so the same split gives the same logits.
+        let mut parts = Vec::new();
+        let last = (seq - 1) / UBATCH;
+        for (i, chunk) in tokens.chunks(UBATCH).enumerate() {
+            let logits = self.forward_ubatch(chunk, all_logits)?;
+            if all_logits || i == last {
+                parts.push(logits);
+            }
+        }
+        Ok(Tensor::cat(&parts, 0)?)
+    }
+
+    /// [`LlmModel::forward`] for at most one ubatch.
+    fn forward_ubatch(&mut self, tokens: &[u32], all_logits: bool) -> Result<Tensor> {
+        let seq = tokens.len();
         let mut x = self.embeddings.rows(tokens, &self.device)?.unsqueeze(0)?;
         if let Some(s) = self.config.embed_scale {
             x = (x * s)?;
@@ -662,6 +702,9 @@ impl LlmModel {
         self.output.as_ref().unwrap_or(&self.embeddings).forward(&x)
     }
 }
+
+/// Tokens per forward pass: llama.cpp's default (and svodka's) `n_ubatch`.
+const UBATCH: usize = 512;
 
 /// Additive attention mask (0 or -inf) for `seq` new queries after `offset` cached
 /// positions, with keys from `start` to `offset + seq`, repeated `rep` times over rows.
