@@ -2,7 +2,8 @@
 //!
 //! `cargo bench --bench llm -- MODEL.gguf [PROMPT_FILE] [GEN_TOKENS] [REPEATS]` prints one
 //! JSON line per repetition: prompt tokens/s and generated tokens/s (greedy, EOS
-//! ignored so every run generates exactly GEN_TOKENS). `scripts/bench-llm.sh` runs it
+//! ignored so every run generates exactly GEN_TOKENS) and the generated token ids; load
+//! time (model and tokenizer) once. `scripts/bench-llm.sh` runs it
 //! beside llama.cpp on the same GGUF, prompt and token counts.
 
 use std::path::PathBuf;
@@ -34,7 +35,7 @@ fn main() -> anyhow::Result<()> {
         &PathBuf::from(model),
         &Device::Cpu,
         &LlmLoadOptions {
-            context: 2048,
+            context: 4096,
             style: None,
         },
     )?;
@@ -48,17 +49,20 @@ fn main() -> anyhow::Result<()> {
         let mut logits = model.forward(&ids, false)?;
         let prompt_s = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
+        let mut tokens = Vec::with_capacity(gen);
         for _ in 0..gen {
             let next = argmax(&logits)?;
+            tokens.push(next.to_string());
             logits = model.forward(&[next], false)?;
         }
         let gen_s = t1.elapsed().as_secs_f64();
         println!(
-            "{{\"engine\":\"svodka\",\"repeat\":{r},\"prompt_tokens\":{},\"prompt_tok_s\":{:.1},\"gen_tokens\":{gen},\"gen_tok_s\":{:.1},\"load_s\":{load_s:.2},\"wall_s\":{:.2}}}",
+            "{{\"engine\":\"svodka\",\"repeat\":{r},\"prompt_tokens\":{},\"prompt_tok_s\":{:.1},\"gen_tokens\":{gen},\"gen_tok_s\":{:.1},\"load_s\":{load_s:.2},\"wall_s\":{:.2},\"tokens\":[{}]}}",
             ids.len(),
             ids.len() as f64 / prompt_s,
             gen as f64 / gen_s,
-            t.elapsed().as_secs_f64()
+            t.elapsed().as_secs_f64(),
+            tokens.join(",")
         );
     }
     Ok(())

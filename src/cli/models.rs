@@ -77,17 +77,20 @@ pub fn load_llm(global: &GlobalArgs, spec: &str, context: usize) -> Result<Loade
     })?;
     let style = reg.get(spec).and_then(prompt_style);
     let device = super::select_device(global)?;
-    let engine = LlmEngine::load(gguf, &device, &LlmLoadOptions { context, style })?;
+    let start = std::time::Instant::now();
+    let mut engine = LlmEngine::load(gguf, &device, &LlmLoadOptions { context, style })?;
     if global.verbose {
         let c = engine.model().config();
         eprintln!(
-            "svodka: model {spec}: {} ({:?}), {} layers, context {context}, {:?} prompts, on {}",
+            "svodka: model {spec}: {} ({:?}), {} layers, context {context}, {:?} prompts, on {}, loaded in {:.3} s",
             gguf.display(),
             c.family,
             c.n_layer,
             engine.style(),
-            super::device_name(&device)
+            super::device_name(&device),
+            start.elapsed().as_secs_f64()
         );
+        engine.set_verbose(true);
     }
     Ok(LoadedLlm {
         engine,

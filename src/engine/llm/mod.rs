@@ -223,9 +223,18 @@ pub struct LlmEngine {
     tokenizer: GgufTokenizer,
     style: PromptStyle,
     prompts: Prompts,
+    /// Print each rendered prompt and its timings on stderr (`--verbose`).
+    verbose: bool,
 }
 
 impl LlmEngine {
+    /// Prints, for each request, the rendered prompt (one JSON string, so that a
+    /// benchmark can give another engine the identical text) and the prompt and
+    /// generation times on stderr.
+    pub fn set_verbose(&mut self, on: bool) {
+        self.verbose = on;
+    }
+
     /// Opens a `.gguf` file.
     pub fn load(path: &Path, device: &Device, opts: &LlmLoadOptions) -> Result<LlmEngine> {
         let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
@@ -252,6 +261,7 @@ impl LlmEngine {
             tokenizer,
             style,
             prompts: Prompts::builtin()?,
+            verbose: false,
         })
     }
 
@@ -582,7 +592,18 @@ impl super::TextWriter for LlmEngine {
             max_new_tokens: self.answer_tokens(req)?,
             ..req.opts.generation.clone()
         };
+        if self.verbose {
+            let json = serde_json::to_string(&prompt.text(req.text))
+                .map_err(|e| Error::Model(e.to_string()))?;
+            eprintln!("svodka: rendered prompt: {json}");
+        }
         let g = self.generate(&prompt.parts(req.text), &prompt.stop, &opts, on_text)?;
+        if self.verbose {
+            eprintln!(
+                "svodka: prompt {} tokens in {:.3} s, {} tokens generated in {:.3} s",
+                g.prompt_tokens, g.prompt_secs, g.new_tokens, g.gen_secs
+            );
+        }
         Ok(super::Written {
             text: g.text,
             tokens_in: g.prompt_tokens,
