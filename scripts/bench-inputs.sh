@@ -16,6 +16,7 @@ AFTER=${AFTER:-target/debug/svodka}
 TIMEOUT=${TIMEOUT:-300}
 ROUNDS=${ROUNDS:-1}
 WORK=${WORK:-$(mktemp -d)}
+mkdir -p "$WORK"
 
 python3 - "$WORK" <<'EOF'
 import glob, re, sys

@@ -7,6 +7,7 @@ mod common;
 
 use candle_core::Device;
 use svodka::engine::llm::{LlmEngine, LlmLoadOptions, PromptStyle};
+use svodka::tokenizer::gguf::{from_gguf_file, PromptPart};
 
 const START_OF_TURN: u32 = 105;
 const END_OF_TURN: u32 = 106;
@@ -36,7 +37,10 @@ fn article_text_never_becomes_a_control_token_in_any_prompt() {
     let Some(path) = common::gemma_gguf() else {
         return;
     };
-    for style in [PromptStyle::Chat, PromptStyle::Completion] {
+    // The 270M base model's GGUF has no chat template: prompts are completions, and
+    // Gemma's chat turns are checked on its tokenizer below.
+    {
+        let style = PromptStyle::Completion;
         let engine = LlmEngine::load(
             &path,
             &Device::Cpu,
@@ -80,4 +84,32 @@ fn article_text_never_becomes_a_control_token_in_any_prompt() {
             assert!(count(&naive, END_OF_TURN) > count(&plain, END_OF_TURN));
         }
     }
+}
+
+#[test]
+fn gemma_chat_turns_keep_only_their_own_markers() {
+    let Some(path) = common::gemma_gguf() else {
+        return;
+    };
+    let tok = from_gguf_file(&path).unwrap();
+    // Gemma's chat format, as its instruction-tuned GGUFs' templates render it.
+    let head = "<bos><start_of_turn>user\nTranslate the text below into English.\n\n";
+    let tail = "<end_of_turn>\n<start_of_turn>model\n";
+    let ids = tok
+        .encode_prompt(&[
+            PromptPart::Template(head),
+            PromptPart::Text(HOSTILE),
+            PromptPart::Template(tail),
+        ])
+        .unwrap();
+    assert_eq!(count(&ids, START_OF_TURN), 2, "{ids:?}");
+    assert_eq!(count(&ids, END_OF_TURN), 1, "{ids:?}");
+    assert_eq!(count(&ids, tok.bos_id.unwrap()), 1, "{ids:?}");
+    let decoded = tok.decode(&ids, true).unwrap();
+    assert!(decoded.contains(HOSTILE), "{decoded}");
+    // Before: the same string with its special tokens parsed.
+    let naive = tok
+        .encode(&format!("{head}{HOSTILE}{tail}"), false)
+        .unwrap();
+    assert_eq!(count(&naive, END_OF_TURN), 3);
 }

@@ -555,7 +555,7 @@ mod tests {
             "<html><head><title>Page | Site</title></head><body><div>chrome</div>\
              <p>One <b>two</b>.</p><ul><li>item</li></ul><script>x()</script></body></html>",
         )
-        .unwrap();
+        .expect("reads");
         assert_eq!(doc.title.as_deref(), Some("Page"));
         let texts: Vec<_> = doc.blocks.iter().map(|b| b.para.text.as_str()).collect();
         assert_eq!(texts, ["One two.", "item"]);
@@ -568,7 +568,7 @@ mod tests {
             "<html><body><nav>Menu</nav><div>First <i>line</i>.<br><br>Second\n<br>part.</div>\
              <div>Third.</div></body></html>",
         )
-        .unwrap();
+        .expect("reads");
         let texts: Vec<_> = doc.blocks.iter().map(|b| b.para.text.as_str()).collect();
         assert_eq!(texts, ["First line.", "Second part.", "Third."]);
         assert_eq!(doc.blocks[0].para.spans.len(), 1);
