@@ -278,7 +278,7 @@ fn spelled_numbers(text: &str) -> Vec<String> {
             .collect();
         let sums: Vec<u32> = previous
             .iter()
-            .filter(|&&t| t >= 20 && t < 100 && t % 10 == 0)
+            .filter(|&&t| (20..100).contains(&t) && t % 10 == 0)
             .flat_map(|&t| values.iter().filter(|&&u| u < 10).map(move |&u| t + u))
             .collect();
         values.extend(sums);
