@@ -406,7 +406,10 @@ fn a_long_article_keeps_every_sentence() {
     let paragraphs = v["paragraphs"].as_array().unwrap();
     assert_eq!(
         paragraphs.len(),
-        read::parse(&src, read::Format::Text).unwrap().paragraphs.len()
+        read::parse(&src, read::Format::Text)
+            .unwrap()
+            .paragraphs
+            .len()
     );
     assert!(paragraphs.iter().all(|p| p["passthrough"] == false));
 }
