@@ -164,9 +164,12 @@ fn marian_with(change: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir
     dir
 }
 
+/// A crafted config: what it breaks, and the edit that breaks it.
+type ConfigCase = (&'static str, Box<dyn FnOnce(&mut serde_json::Value)>);
+
 #[test]
 fn crafted_marian_configs_are_refused() {
-    let cases: Vec<(&str, Box<dyn FnOnce(&mut serde_json::Value)>)> = vec![
+    let cases: Vec<ConfigCase> = vec![
         (
             "max_position_embeddings 2^40",
             Box::new(|c| c["max_position_embeddings"] = (1u64 << 40).into()),
