@@ -30,7 +30,7 @@ REPS=${REPS:-5}
 JOBS=${JOBS:-"1 2"}
 COPIES=${COPIES:-1}
 DATA=${DATA:-tests/fixtures/news-wmt22/ru}
-[ -d "$DATA" ] || DATA=/work/shared/data/news-wmt22/ru
+[ -d "$DATA" ] || DATA="$(pwd)/../shared/data/news-wmt22/ru"
 [ -d "$DATA" ] || { echo "no input folder: set DATA" >&2; exit 2; }
 
 cargo build --release --quiet

@@ -21,7 +21,7 @@ REPS=${REPS:-1}
 TDOCS=${TDOCS:-80}
 SPARK_PY=${SPARK_PY:-.venv-spark/bin/python}
 DATA=${DATA:-tests/fixtures/news-wmt22/ru}
-[ -d "$DATA" ] || DATA=/work/shared/data/news-wmt22/ru
+[ -d "$DATA" ] || DATA="$(pwd)/../shared/data/news-wmt22/ru"
 
 # PROFILE=dev uses the dev build (opt-level 3 for every crate, see Cargo.toml) when a
 # release build is out of reach; both rows of a comparison always use the same binary.

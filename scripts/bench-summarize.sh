@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 rounds="${1:-3}"; threads="${2:-2}"
 model="${MODEL:-.models/gemma-3-270m/gemma-3-270m-Q4_K_M.gguf}"
-article="${ARTICLE:-/work/shared/data/news-wmt22/en/gazeta.ru.24450.txt}"
+article="${ARTICLE:-tests/fixtures/news-wmt22/en/gazeta.ru.24450.txt}"
 py="${PYTHON_LLAMA:-.venv-llama/bin/python}"
 ctx=4096
 for f in "$model" "$article"; do

@@ -10,6 +10,7 @@ percentiles. svodka's length check (src/pipeline/checks.rs) takes its bounds bey
 """
 
 import sys
+import os
 
 SLACK = 10
 PAIRS = [
@@ -27,7 +28,7 @@ def percentile(sorted_values, p):
 
 
 def main():
-    root = sys.argv[1] if len(sys.argv) > 1 else "/work/shared/data/wmt22"
+    root = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.environ.get("SVODKA_SHARED_DATA", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data")), "wmt22")
     for name, src, ref in PAIRS:
         with open(f"{root}/{src}", encoding="utf-8") as f:
             sources = f.read().split("\n")

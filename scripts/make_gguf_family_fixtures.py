@@ -35,6 +35,7 @@ Setup: .venv-llama as in scripts/make_gguf_fixtures.py, plus `pip install gguf t
 from __future__ import annotations
 
 import argparse
+import os
 import ctypes
 import hashlib
 import json
@@ -51,7 +52,7 @@ from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, train
 
 REPO = Path(__file__).resolve().parent.parent
 OUT_DIR = REPO / "tests" / "fixtures" / "gguf-families"
-DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = Path(os.environ.get("SVODKA_SHARED_DATA", REPO.parent / "shared" / "data"))
 GEMMA = REPO / ".models" / "gemma-3-270m" / "gemma-3-270m-Q4_K_M.gguf"
 # The article every tiny model reads (English side); the real Gemma reads both sides.
 ARTICLE = "gazeta.ru.24450.txt"

@@ -31,7 +31,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / ".models" / "gemma-3-270m" / "gemma-3-270m-Q4_K_M.gguf"
-DEFAULT_DATA = Path("/work/shared/data")
+DEFAULT_DATA = Path(os.environ.get("SVODKA_SHARED_DATA", REPO.parent / "shared" / "data"))
 OUT_DIR = REPO / "tests" / "fixtures" / "gguf"
 
 N_CTX = 512

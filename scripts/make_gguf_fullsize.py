@@ -29,6 +29,7 @@ usage: .venv-llama/bin/python scripts/make_gguf_fullsize.py [--out PATH] [--data
 from __future__ import annotations
 
 import argparse
+import os
 import ctypes
 import json
 import sys
@@ -152,7 +153,7 @@ def write_f16(path: Path, texts: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    ap.add_argument("--data", type=Path, default=Path(os.environ.get("SVODKA_SHARED_DATA", REPO.parent / "shared" / "data")))
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)

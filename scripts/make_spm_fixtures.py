@@ -19,6 +19,7 @@ Run: python3 -m venv .venv-spm && .venv-spm/bin/pip install -r scripts/requireme
 """
 
 import argparse
+import os
 import collections
 import io
 import json
@@ -200,7 +201,7 @@ def write_rows(path, obj):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("/work/shared/data"))
+    parser.add_argument("--data", type=Path, default=Path(os.environ.get("SVODKA_SHARED_DATA", ROOT.parent / "shared" / "data")))
     args = parser.parse_args()
 
     ru, en = corpus(args.data)

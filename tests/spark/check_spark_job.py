@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def news_dir():
-    for d in (os.path.join(REPO, "tests/fixtures/news-wmt22/ru"), "/work/shared/data/news-wmt22/ru"):
+    for d in (os.path.join(REPO, "tests/fixtures/news-wmt22/ru"), os.path.join(REPO, "..", "shared", "data", "news-wmt22", "ru")):
         if os.path.isdir(d):
             return d
     sys.exit("tests/fixtures/news-wmt22/ru is missing")
