@@ -356,6 +356,46 @@ pub fn translate(
     Plan::new(article, opts)?.run(Some(translator))
 }
 
+/// One model batch of a [`translate_all`] call, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Sentences (jobs) in the batch.
+    pub rows: usize,
+    /// Padded source tokens: rows × the longest row.
+    pub padded_tokens: usize,
+    /// Distinct articles whose sentences the batch holds.
+    pub articles: usize,
+    /// A second attempt (beam search) of sentences that failed a check.
+    pub retry: bool,
+}
+
+/// What [`translate_all`] did: one report (or error) per article, in order, and the
+/// batches it ran.
+#[derive(Debug)]
+pub struct Translated {
+    /// One per article given, in order.
+    pub reports: Vec<Result<TranslationReport>>,
+    /// Every model batch, first attempts then retries.
+    pub batches: Vec<BatchInfo>,
+}
+
+/// Translates several articles with one model; the sentences of all of them share
+/// the model's batches (first attempts and retries alike). An error of one article
+/// (bad options, a failing batch it took part in) is that article's only.
+pub fn translate_all(
+    translator: &mut dyn Translator,
+    items: &[(&Article, &TranslateOptions)],
+) -> Translated {
+    let reports = items
+        .iter()
+        .map(|(a, o)| Plan::new(a, o)?.run(Some(&mut *translator)))
+        .collect();
+    Translated {
+        reports,
+        batches: Vec::new(),
+    }
+}
+
 /// A span of a unit that is not the whole unit: its text is looked up in the translation.
 #[derive(Debug, Clone)]
 struct InnerSpan {
