@@ -33,8 +33,11 @@ pub(crate) struct Upper {
     /// Drops digits from its output on the first (greedy) attempt, so that those
     /// sentences fail the number check and are retried with beams.
     pub(crate) drop_digits_when_greedy: bool,
-    calls: std::sync::Arc<std::sync::Mutex<Vec<(Vec<String>, usize)>>>,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<Call>>>,
 }
+
+/// The texts and beam count of one batch a fake translator was given.
+type Call = (Vec<String>, usize);
 
 impl Upper {
     /// A fake accepting sources of up to `max` tokens.
@@ -46,7 +49,7 @@ impl Upper {
         }
     }
 
-    fn calls(&self) -> Vec<(Vec<String>, usize)> {
+    fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
@@ -70,6 +73,9 @@ impl crate::engine::Translator for Upper {
     }
     fn max_source_tokens(&self) -> usize {
         self.max
+    }
+    fn can_retry_with_beams(&self) -> bool {
+        true
     }
     fn translate_batch(
         &mut self,

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::summarize::{SummaryEngine, DEFAULT_LLM, DEFAULT_T5};
-use super::translate::{default_marian, load_marian, DtypeArg};
+use super::summarize::SummaryEngine;
+use super::translate::{load_marian, DtypeArg};
 use super::{GlobalArgs, LangArg, Outcome};
 use crate::article::Lang;
 use crate::batch::stream::{self, StreamConfig, StreamTasks};
@@ -19,6 +19,7 @@ use crate::batch::{
 use crate::engine::extractive::Extractive;
 use crate::engine::{Summarizer, SummaryOptions};
 use crate::hub::download;
+use crate::hub::registry::DefaultRole;
 use crate::output::Format;
 use crate::pipeline::translate::{default_decode, TranslateOptions};
 use crate::{Error, Result};
@@ -350,10 +351,11 @@ fn translate_task(
         Lang::Ru => Lang::En,
         Lang::En => Lang::Ru,
     };
-    let spec = args
-        .model
-        .clone()
-        .unwrap_or_else(|| default_marian(from, to).to_string());
+    let spec = super::models::model_or_default(
+        global,
+        args.model.as_deref(),
+        DefaultRole::Marian(from, to),
+    )?;
     let translator = load_marian(global, &spec, from, to, args.dtype)?;
     // Resolved again (from the cache, no download) for the revision the manifest keeps.
     let reg = super::models::registry(global)?;
@@ -401,8 +403,12 @@ fn summarizers(
             ))
         }
         SummaryEngine::Llm => {
-            let spec = args.summary_model.as_deref().unwrap_or(DEFAULT_LLM);
-            let l = super::models::load_llm(global, spec, args.context as usize)?;
+            let spec = super::models::model_or_default(
+                global,
+                args.summary_model.as_deref(),
+                DefaultRole::Llm,
+            )?;
+            let l = super::models::load_llm(global, &spec, args.context as usize)?;
             Ok((
                 SummaryEngines::Writer(Box::new(l.engine)),
                 Some(l.name),
@@ -410,8 +416,12 @@ fn summarizers(
             ))
         }
         SummaryEngine::T5 => {
-            let spec = args.summary_model.as_deref().unwrap_or(DEFAULT_T5);
-            let l = super::models::load_t5(global, spec)?;
+            let spec = super::models::model_or_default(
+                global,
+                args.summary_model.as_deref(),
+                DefaultRole::T5,
+            )?;
+            let l = super::models::load_t5(global, &spec)?;
             Ok((
                 SummaryEngines::Writer(Box::new(l.engine)),
                 Some(l.name),

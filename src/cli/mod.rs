@@ -292,14 +292,7 @@ pub fn select_device(global: &GlobalArgs) -> Result<candle_core::Device> {
     Ok(device)
 }
 
-/// A device's name for messages.
-pub fn device_name(device: &candle_core::Device) -> &'static str {
-    match device {
-        candle_core::Device::Cpu => "cpu",
-        candle_core::Device::Cuda(_) => "cuda",
-        candle_core::Device::Metal(_) => "metal",
-    }
-}
+pub use crate::engine::load::device_name;
 
 /// Writes `text` to stdout as a whole.
 pub(crate) fn print(text: &str) -> std::io::Result<()> {

@@ -5,9 +5,11 @@ use std::path::Path;
 use clap::{Args, Subcommand};
 
 use super::{GlobalArgs, Outcome};
-use crate::engine::llm::{LlmEngine, LlmLoadOptions, PromptStyle};
+use crate::engine::llm::LlmEngine;
+use crate::engine::load::{self, LoadOptions, Loaded, WeightFormat};
+use crate::engine::t5::T5Summarizer;
 use crate::hub::download::{self, FetchOptions, ModelFiles};
-use crate::hub::registry::{Architecture, ModelEntry, Registry};
+use crate::hub::registry::{Architecture, DefaultRole, ModelEntry, Registry};
 use crate::{Error, Result};
 
 /// Arguments of `svodka models`.
@@ -56,79 +58,60 @@ pub fn registry(global: &GlobalArgs) -> Result<Registry> {
     Registry::load(global.registry.as_deref())
 }
 
-/// An LLM engine with the name and revision it was loaded as.
-pub struct LoadedLlm {
-    /// The engine.
-    pub engine: LlmEngine,
-    /// Model name as asked for.
-    pub name: String,
-    /// Revision, for Hub models.
-    pub revision: Option<String>,
+/// How the global flags say models are opened (`weights` and `context` as the
+/// subcommand asks).
+pub fn load_options(
+    global: &GlobalArgs,
+    weights: WeightFormat,
+    context: usize,
+) -> Result<LoadOptions> {
+    Ok(LoadOptions {
+        device: super::select_device(global)?,
+        weights,
+        context,
+        verbose: global.verbose,
+    })
+}
+
+/// The model `given` on the command line, else the registry's default for `role`.
+pub fn model_or_default(
+    global: &GlobalArgs,
+    given: Option<&str>,
+    role: DefaultRole,
+) -> Result<String> {
+    match given {
+        Some(m) => Ok(m.to_string()),
+        None => Ok(registry(global)?.default_model(role)?.to_string()),
+    }
+}
+
+/// Resolves `spec` (registry name, Hub id or path) into files, with its registry entry.
+pub fn resolve(global: &GlobalArgs, spec: &str) -> Result<(ModelFiles, Option<ModelEntry>)> {
+    let reg = registry(global)?;
+    let files = download::resolve(spec, &reg, &fetch_options(global))?;
+    Ok((files, reg.get(spec).cloned()))
 }
 
 /// Resolves `spec` and opens it as a GGUF LLM.
-pub fn load_llm(global: &GlobalArgs, spec: &str, context: usize) -> Result<LoadedLlm> {
-    let reg = registry(global)?;
-    let files = download::resolve(spec, &reg, &fetch_options(global))?;
-    let gguf = files.gguf().ok_or_else(|| {
-        Error::Model(format!(
-            "model {spec} has no .gguf file; the llm engine runs GGUF models"
-        ))
-    })?;
-    let style = reg.get(spec).and_then(prompt_style);
-    let device = super::select_device(global)?;
-    let start = std::time::Instant::now();
-    let mut engine = LlmEngine::load(gguf, &device, &LlmLoadOptions { context, style })?;
-    if global.verbose {
-        let c = engine.model().config();
-        eprintln!(
-            "svodka: model {spec}: {} ({:?}), {} layers, context {context}, {:?} prompts, on {}, loaded in {:.3} s",
-            gguf.display(),
-            c.family,
-            c.n_layer,
-            engine.style(),
-            super::device_name(&device),
-            start.elapsed().as_secs_f64()
-        );
-        engine.set_verbose(true);
-    }
-    Ok(LoadedLlm {
-        engine,
+pub fn load_llm(global: &GlobalArgs, spec: &str, context: usize) -> Result<Loaded<LlmEngine>> {
+    let (files, entry) = resolve(global, spec)?;
+    let opts = load_options(global, WeightFormat::Auto, context)?;
+    Ok(Loaded {
+        engine: load::llm(&files, entry.as_ref(), &opts)?,
         name: spec.to_string(),
         revision: files.revision.clone(),
     })
-}
-
-/// An mT5/T5 summarizer with the name and revision it was loaded as.
-pub struct LoadedT5 {
-    /// The engine.
-    pub engine: crate::engine::t5::T5Summarizer,
-    /// Model name as asked for.
-    pub name: String,
-    /// Revision, for Hub models.
-    pub revision: Option<String>,
 }
 
 /// Resolves `spec` and opens it as an mT5/T5 summarizer.
-pub fn load_t5(global: &GlobalArgs, spec: &str) -> Result<LoadedT5> {
-    let files = download::resolve(spec, &registry(global)?, &fetch_options(global))?;
-    let device = super::select_device(global)?;
-    let engine = crate::engine::t5::load(&files, &device)?;
-    Ok(LoadedT5 {
-        engine,
+pub fn load_t5(global: &GlobalArgs, spec: &str) -> Result<Loaded<T5Summarizer>> {
+    let (files, _) = resolve(global, spec)?;
+    let opts = load_options(global, WeightFormat::Auto, 0)?;
+    Ok(Loaded {
+        engine: load::t5(&files, &opts)?,
         name: spec.to_string(),
         revision: files.revision.clone(),
     })
-}
-
-/// The prompt style a registry entry asks for (`prompts = { style = "completion" }`).
-fn prompt_style(entry: &ModelEntry) -> Option<PromptStyle> {
-    let style = entry.prompts.as_ref()?.get("style")?.as_str()?;
-    match style {
-        "chat" => Some(PromptStyle::Chat),
-        "completion" => Some(PromptStyle::Completion),
-        _ => None,
-    }
 }
 
 /// Runs `svodka models`.

@@ -8,13 +8,9 @@ use super::{GlobalArgs, Input, InputArgs, LangArg, Outcome};
 use crate::engine::extractive::Extractive;
 use crate::engine::llm::{GenerateOptions, Sampling};
 use crate::engine::{SummaryOptions, SummaryStyle, TextWriter};
+use crate::hub::registry::DefaultRole;
 use crate::pipeline::summarize::{self as pipe, AbstractiveRun};
 use crate::{output, Error};
-
-/// The LLM used when `--model` is not given.
-pub const DEFAULT_LLM: &str = "qwen2.5-1.5b-instruct";
-/// The mT5 model used with `--engine t5` when `--model` is not given.
-pub const DEFAULT_T5: &str = "mt5-xlsum";
 
 /// Summarizer engines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -163,8 +159,12 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
                 .map_err(|e| anyhow::anyhow!("{name}: {e}"))?
                 .lang;
             let loaded = if args.engine == SummaryEngine::Llm {
-                let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_LLM);
-                let l = super::models::load_llm(global, spec, args.generation.context as usize)?;
+                let spec = super::models::model_or_default(
+                    global,
+                    args.generation.model.as_deref(),
+                    DefaultRole::Llm,
+                )?;
+                let l = super::models::load_llm(global, &spec, args.generation.context as usize)?;
                 Loaded {
                     writer: Box::new(l.engine),
                     name: l.name,
@@ -176,8 +176,12 @@ pub fn run(global: &GlobalArgs, args: SummarizeArgs) -> anyhow::Result<Outcome> 
                         "{name}: the t5 engine writes summaries in the article's own language ({source_lang}); use --engine llm for --lang"
                     ));
                 }
-                let spec = args.generation.model.as_deref().unwrap_or(DEFAULT_T5);
-                let l = super::models::load_t5(global, spec)?;
+                let spec = super::models::model_or_default(
+                    global,
+                    args.generation.model.as_deref(),
+                    DefaultRole::T5,
+                )?;
+                let l = super::models::load_t5(global, &spec)?;
                 Loaded {
                     writer: Box::new(l.engine),
                     name: l.name,

@@ -1,30 +1,16 @@
 //! `svodka translate`.
 
-use candle_core::DType;
 use clap::{Args, ValueEnum};
 
 use super::{GlobalArgs, Input, InputArgs, LangArg, Outcome};
 use crate::article::Lang;
-use crate::engine::llm::GenerateOptions;
-use crate::engine::marian::Quantization;
-use crate::engine::translator::{LlmTranslator, MarianLoadOptions, MarianTranslator};
-use crate::engine::{SummaryOptions, Translator};
+use crate::engine::load::{self, WeightFormat};
+use crate::engine::translator::MarianTranslator;
+use crate::engine::Translator;
 use crate::hub::download;
-use crate::hub::registry::Architecture;
+use crate::hub::registry::{Architecture, DefaultRole, ModelEntry};
 use crate::pipeline::translate::{default_decode, Plan, TranslateOptions, TranslationReport};
 use crate::{output, Error, Result};
-
-/// The Marian model used for a direction when `--model` is not given.
-///
-/// The transformer-base OPUS-MT pairs: about four times faster than the tc-big models
-/// on a CPU and a smaller download, for 3–5 BLEU less (`--model opus-mt-tc-big-en-zle`
-/// or `opus-mt-tc-big-zle-en` when quality matters more than speed, e.g. on a GPU).
-pub fn default_marian(from: Lang, to: Lang) -> &'static str {
-    match (from, to) {
-        (Lang::Ru, Lang::En) => "opus-mt-ru-en",
-        _ => "opus-mt-en-ru",
-    }
-}
 
 /// Source language choice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -56,17 +42,12 @@ pub enum DtypeArg {
     Int8,
 }
 
-impl DtypeArg {
-    /// Weight type and quantization for a model on `device`.
-    pub fn resolve(self, device: &candle_core::Device) -> Result<(DType, Quantization)> {
-        match self {
-            DtypeArg::Auto if device.is_cpu() => Ok((DType::F32, Quantization::None)),
-            DtypeArg::Auto => Ok((DType::F16, Quantization::None)),
-            DtypeArg::F32 => Ok((DType::F32, Quantization::None)),
-            DtypeArg::Int8 if device.is_cpu() => Ok((DType::F32, Quantization::Int8)),
-            DtypeArg::Int8 => Err(Error::Unsupported(
-                "--dtype int8 runs on the CPU only; use --device cpu or another --dtype".into(),
-            )),
+impl From<DtypeArg> for WeightFormat {
+    fn from(d: DtypeArg) -> WeightFormat {
+        match d {
+            DtypeArg::Auto => WeightFormat::Auto,
+            DtypeArg::F32 => WeightFormat::F32,
+            DtypeArg::Int8 => WeightFormat::Int8,
         }
     }
 }
@@ -133,10 +114,8 @@ pub fn run(global: &GlobalArgs, args: TranslateArgs) -> anyhow::Result<Outcome> 
         to,
         from,
         decode: default_decode(args.beam as usize),
-        // The LLM engine has no beam search: a second attempt would repeat the first.
-        retry: !args.no_retry && args.engine == TranslateEngine::Marian,
+        retry: !args.no_retry,
         batch_tokens: args.batch_tokens as usize,
-        join_sentences: args.engine == TranslateEngine::Llm,
         ..TranslateOptions::default()
     };
     let article = input.read()?;
@@ -176,10 +155,11 @@ fn load_translator(
 ) -> Result<Box<dyn Translator>> {
     match args.engine {
         TranslateEngine::Marian => {
-            let spec = args
-                .model
-                .clone()
-                .unwrap_or_else(|| default_marian(from, to).to_string());
+            let spec = super::models::model_or_default(
+                global,
+                args.model.as_deref(),
+                DefaultRole::Marian(from, to),
+            )?;
             Ok(Box::new(load_marian(global, &spec, from, to, args.dtype)?))
         }
         TranslateEngine::Llm => {
@@ -188,19 +168,18 @@ fn load_translator(
                     "--beam applies to --engine marian; the llm engine decodes greedily".into(),
                 ));
             }
-            let spec = args
-                .model
-                .as_deref()
-                .unwrap_or(super::summarize::DEFAULT_LLM);
-            let loaded = super::models::load_llm(global, spec, args.context as usize)?;
-            let opts = SummaryOptions {
-                generation: GenerateOptions {
-                    repetition_penalty: 1.0,
-                    ..GenerateOptions::default()
-                },
-                ..SummaryOptions::default()
-            };
-            Ok(Box::new(LlmTranslator::new(loaded.engine, opts)?))
+            let spec =
+                super::models::model_or_default(global, args.model.as_deref(), DefaultRole::Llm)?;
+            let (files, entry) = super::models::resolve(global, &spec)?;
+            let arch = load::architecture(&files, entry.as_ref())?;
+            if arch != Architecture::GgufLlm {
+                return Err(Error::Unsupported(format!(
+                    "model {spec} is a {arch:?} model, not a GGUF LLM; use --engine marian for Marian models"
+                )));
+            }
+            let opts =
+                super::models::load_options(global, WeightFormat::Auto, args.context as usize)?;
+            Ok(load::translator(&files, entry.as_ref(), &opts)?.engine)
         }
     }
 }
@@ -215,10 +194,28 @@ pub fn load_marian(
     dtype_arg: DtypeArg,
 ) -> Result<MarianTranslator> {
     // Before any download: an impossible combination fails at once.
-    let device = super::select_device(global)?;
-    let (dtype, quant) = dtype_arg.resolve(&device)?;
+    let opts = super::models::load_options(global, dtype_arg.into(), 0)?;
+    opts.weights.resolve(&opts.device)?;
     let reg = super::models::registry(global)?;
     let entry = reg.get(spec);
+    check_marian_entry(spec, entry, from, to)?;
+    let files = download::resolve(spec, &reg, &super::models::fetch_options(global))?;
+    if let Some(arch) = files.architecture.filter(|a| *a != Architecture::Marian) {
+        return Err(Error::Unsupported(format!(
+            "model {spec} is a {arch:?} model, not a Marian translation model"
+        )));
+    }
+    load::marian(&files, entry, &opts)
+}
+
+/// Refuses a registry model that is not Marian or does not translate `from` → `to`:
+/// checked before anything is downloaded or loaded.
+pub fn check_marian_entry(
+    spec: &str,
+    entry: Option<&ModelEntry>,
+    from: Lang,
+    to: Lang,
+) -> Result<()> {
     if let Some(e) = entry {
         if e.architecture != Architecture::Marian {
             return Err(Error::Unsupported(format!(
@@ -233,35 +230,7 @@ pub fn load_marian(
             )));
         }
     }
-    let files = download::resolve(spec, &reg, &super::models::fetch_options(global))?;
-    if let Some(arch) = files.architecture.filter(|a| *a != Architecture::Marian) {
-        return Err(Error::Unsupported(format!(
-            "model {spec} is a {arch:?} model, not a Marian translation model"
-        )));
-    }
-    let translator = MarianTranslator::load(
-        &files,
-        &MarianLoadOptions {
-            dtype,
-            device: device.clone(),
-            quant,
-            target_token: entry.and_then(|e| e.target_token.clone()),
-        },
-    )?;
-    if global.verbose {
-        let c = translator.model().config();
-        eprintln!(
-            "svodka: model {spec}: {} ({} encoder / {} decoder layers, d_model {}, vocab {}), {} on {}",
-            files.root.display(),
-            c.encoder_layers,
-            c.decoder_layers,
-            c.d_model,
-            c.vocab_size,
-            translator.dtype_name(),
-            super::device_name(&device)
-        );
-    }
-    Ok(translator)
+    Ok(())
 }
 
 /// Notes and problems on stderr (unless `--quiet`), and run figures with `--verbose`.

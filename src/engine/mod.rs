@@ -5,6 +5,7 @@ pub mod check;
 pub mod extractive;
 pub mod int8;
 pub mod llm;
+pub mod load;
 pub mod marian;
 pub mod packed;
 pub mod t5;
@@ -206,6 +207,18 @@ pub trait Translator {
     fn count_tokens(&self, text: &str) -> crate::Result<usize>;
     /// Longest source, in tokens, the model accepts.
     fn max_source_tokens(&self) -> usize;
+    /// Whether decoding a sentence again with beam search can give a different, better
+    /// translation (a model with a search to widen), so that a sentence failing a check
+    /// is worth a second attempt.
+    fn can_retry_with_beams(&self) -> bool {
+        false
+    }
+    /// Whether the model translates a run of sentences better than each alone (an LLM,
+    /// which uses the context) rather than sentence by sentence (Marian, trained on
+    /// sentences).
+    fn prefers_context(&self) -> bool {
+        false
+    }
     /// Translates `segments` from `from` into `to`, one result per segment, in order.
     fn translate_batch(
         &mut self,

@@ -231,6 +231,10 @@ impl Translator for MarianTranslator {
         Ok(self.tokenizer.encode_source(text)?.len() + tag)
     }
 
+    fn can_retry_with_beams(&self) -> bool {
+        true
+    }
+
     fn max_source_tokens(&self) -> usize {
         self.model.config().max_position_embeddings
     }
@@ -329,6 +333,10 @@ impl<W: TextWriter> Translator for LlmTranslator<W> {
 
     fn count_tokens(&self, text: &str) -> Result<usize> {
         self.writer.count_tokens(text)
+    }
+
+    fn prefers_context(&self) -> bool {
+        true
     }
 
     fn max_source_tokens(&self) -> usize {
@@ -457,11 +465,11 @@ mod tests {
             "A much longer sentence, with many more words than the first one has, follows here.",
             "Another one.",
         ];
-        for opts in [DecodeOptions::default(), {
-            let mut beams = DecodeOptions::default();
-            beams.beam_size = 3;
-            beams
-        }] {
+        let beams = DecodeOptions {
+            beam_size: 3,
+            ..DecodeOptions::default()
+        };
+        for opts in [DecodeOptions::default(), beams] {
             let alone = t
                 .translate_batch(&[short], Lang::En, Lang::Ru, &opts)
                 .unwrap();

@@ -284,24 +284,40 @@ pub fn is_sha256(s: &str) -> bool {
 #[serde(deny_unknown_fields)]
 struct RegistryFile {
     #[serde(default)]
+    defaults: Defaults,
+    #[serde(default)]
     models: BTreeMap<String, ModelEntry>,
+}
+
+/// The models used when none is named (`[defaults]`); a user file may replace any.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// GGUF LLM for `--engine llm` (summaries and translation).
+    pub llm: Option<String>,
+    /// mT5/T5 summarizer for `--engine t5`.
+    pub t5: Option<String>,
+    /// Marian model per direction, by "src-tgt" pair ("en-ru").
+    #[serde(default)]
+    pub marian: BTreeMap<String, String>,
 }
 
 /// All known models by name.
 #[derive(Debug, Clone, Default)]
 pub struct Registry {
+    defaults: Defaults,
     models: BTreeMap<String, ModelEntry>,
 }
 
 impl Registry {
     /// The registry compiled into svodka.
     pub fn builtin() -> Result<Registry> {
-        let models = parse(
+        let (defaults, models) = parse(
             BUILTIN,
             Path::new("<built-in models/registry.toml>"),
             Origin::Builtin,
         )?;
-        Ok(Registry { models })
+        Ok(Registry { defaults, models })
     }
 
     /// The built-in registry merged with a user file: `user_file` when given (it must
@@ -322,9 +338,37 @@ impl Registry {
 
     /// Adds the entries of a registry text (read from `path`, named in errors).
     pub fn merge_str(&mut self, text: &str, path: &Path) -> Result<()> {
-        let models = parse(text, path, Origin::User(path.to_path_buf()))?;
+        let (defaults, models) = parse(text, path, Origin::User(path.to_path_buf()))?;
         self.models.extend(models);
+        if defaults.llm.is_some() {
+            self.defaults.llm = defaults.llm;
+        }
+        if defaults.t5.is_some() {
+            self.defaults.t5 = defaults.t5;
+        }
+        self.defaults.marian.extend(defaults.marian);
         Ok(())
+    }
+
+    /// The model to use when the user names none, for `role`: `llm`, `t5`, or a Marian
+    /// "src-tgt" pair.
+    pub fn default_model(&self, role: DefaultRole) -> Result<&str> {
+        let (found, what) = match role {
+            DefaultRole::Llm => (self.defaults.llm.as_deref(), "llm".to_string()),
+            DefaultRole::T5 => (self.defaults.t5.as_deref(), "t5".to_string()),
+            DefaultRole::Marian(from, to) => {
+                let pair = format!("{from}-{to}");
+                (
+                    self.defaults.marian.get(&pair).map(String::as_str),
+                    format!("marian.{pair}"),
+                )
+            }
+        };
+        found.ok_or_else(|| {
+            Error::Model(format!(
+                "the model registry names no default model for {what}; give one with --model (or [defaults] in a registry file)"
+            ))
+        })
     }
 
     /// The entry called `name`.
@@ -348,7 +392,22 @@ impl Registry {
     }
 }
 
-fn parse(text: &str, path: &Path, origin: Origin) -> Result<BTreeMap<String, ModelEntry>> {
+/// What a default model is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultRole {
+    /// The GGUF LLM.
+    Llm,
+    /// The mT5/T5 summarizer.
+    T5,
+    /// The Marian model for a direction.
+    Marian(crate::article::Lang, crate::article::Lang),
+}
+
+fn parse(
+    text: &str,
+    path: &Path,
+    origin: Origin,
+) -> Result<(Defaults, BTreeMap<String, ModelEntry>)> {
     let file: RegistryFile = toml::from_str(text)
         .map_err(|e| Error::bad_input(path, format!("invalid model registry: {e}")))?;
     let mut models = file.models;
@@ -358,7 +417,7 @@ fn parse(text: &str, path: &Path, origin: Origin) -> Result<BTreeMap<String, Mod
         })?;
         entry.origin = origin.clone();
     }
-    Ok(models)
+    Ok((file.defaults, models))
 }
 
 fn default_user_file() -> Option<PathBuf> {
@@ -372,6 +431,51 @@ fn default_user_file() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::article::Lang;
+
+    #[test]
+    fn defaults_are_registry_data_and_a_user_file_replaces_them() {
+        let mut r = Registry::builtin().unwrap();
+        // Every default names a curated model of the right kind.
+        for (role, arch) in [
+            (DefaultRole::Llm, Architecture::GgufLlm),
+            (DefaultRole::T5, Architecture::T5),
+            (
+                DefaultRole::Marian(Lang::En, Lang::Ru),
+                Architecture::Marian,
+            ),
+            (
+                DefaultRole::Marian(Lang::Ru, Lang::En),
+                Architecture::Marian,
+            ),
+        ] {
+            let name = r.default_model(role).unwrap().to_string();
+            assert_eq!(r.get(&name).map(|e| e.architecture), Some(arch), "{name}");
+        }
+        r.merge_str(
+            "[defaults]\nmarian = { \"en-ru\" = \"opus-mt-tc-big-en-zle\" }\n",
+            Path::new("user.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.default_model(DefaultRole::Marian(Lang::En, Lang::Ru))
+                .unwrap(),
+            "opus-mt-tc-big-en-zle"
+        );
+        assert_eq!(
+            r.default_model(DefaultRole::Llm).unwrap(),
+            "qwen2.5-1.5b-instruct"
+        );
+        let empty = Registry::default();
+        let err = empty
+            .default_model(DefaultRole::T5)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--model"), "{err}");
+        assert!(r
+            .merge_str("[defaults]\nbogus = 1\n", Path::new("user.toml"))
+            .is_err());
+    }
 
     #[test]
     fn builtin_parses_and_has_the_curated_models() {

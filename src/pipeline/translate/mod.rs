@@ -49,15 +49,13 @@ pub struct TranslateOptions {
     pub from: Option<Lang>,
     /// Decoding of the first attempt.
     pub decode: DecodeOptions,
-    /// Decode sentences that fail a check again with beam search.
+    /// Decode sentences that fail a check again with beam search, where the engine can
+    /// ([`Translator::can_retry_with_beams`]).
     pub retry: bool,
     /// Most padded source tokens in one batch (rows × longest row).
     pub batch_tokens: usize,
     /// Most segments in one batch.
     pub max_batch: usize,
-    /// Translate runs of sentences of a paragraph together (LLMs, which use context),
-    /// instead of one sentence at a time (Marian, trained on sentences).
-    pub join_sentences: bool,
 }
 
 impl Default for TranslateOptions {
@@ -69,7 +67,6 @@ impl Default for TranslateOptions {
             retry: true,
             batch_tokens: 4096,
             max_batch: 32,
-            join_sentences: false,
         }
     }
 }

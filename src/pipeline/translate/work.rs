@@ -73,6 +73,8 @@ pub struct Work<'a> {
     /// Units whose first translation failed a check, when retries are on.
     failing: Vec<usize>,
     stage: Stage,
+    /// Retries asked for and worth it with this engine.
+    retry: bool,
     stats: TranslateStats,
     started: Instant,
 }
@@ -88,7 +90,7 @@ impl<'a> Plan<'a> {
         let mut cut = Cutter {
             model,
             limit,
-            join_sentences: self.opts.join_sentences,
+            join_sentences: model.prefers_context(),
             jobs: Vec::new(),
             units: Vec::new(),
             by_paragraph: HashMap::new(),
@@ -106,6 +108,7 @@ impl<'a> Plan<'a> {
                 cut.add_unit(Some(i), from, &p.text[r], &spans)?;
             }
         }
+        let retry = self.opts.retry && model.can_retry_with_beams();
         let stats = TranslateStats {
             units: cut.jobs.len(),
             ..TranslateStats::default()
@@ -121,6 +124,7 @@ impl<'a> Plan<'a> {
             segments: Vec::new(),
             failing: Vec::new(),
             stage: Stage::First,
+            retry,
             stats,
             started,
         })
@@ -297,7 +301,7 @@ impl Work<'_> {
             .iter()
             .map(|u| segment_of(u, to, &self.results))
             .collect();
-        self.failing = if self.plan.opts.retry {
+        self.failing = if self.retry {
             (0..self.segments.len())
                 .filter(|&i| !self.segments[i].problems.is_empty())
                 .collect()
