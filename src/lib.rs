@@ -7,6 +7,7 @@
 pub mod article;
 pub mod batch;
 pub mod cli;
+pub mod cpu;
 pub mod decode;
 pub mod engine;
 pub mod error;

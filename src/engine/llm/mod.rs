@@ -1,8 +1,6 @@
 //! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
 
 mod ggml;
-mod ggml_dots;
-mod ggml_f16;
 pub mod model;
 
 use std::collections::HashMap;

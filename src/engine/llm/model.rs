@@ -18,8 +18,7 @@ use candle_core::quantized::{gguf_file, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
-use super::ggml::{self, GgmlMatMul};
-use super::ggml_f16::F16MatMul;
+use super::ggml::{self, F16MatMul, GgmlMatMul};
 use crate::{Error, Result};
 
 /// The model families svodka runs, from `general.architecture`.
