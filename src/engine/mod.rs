@@ -3,6 +3,7 @@
 pub mod check;
 pub mod extractive;
 pub mod int8;
+mod layers;
 pub mod llm;
 pub mod marian;
 pub mod packed;

@@ -19,6 +19,7 @@ use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::ggml::{self, F16MatMul, GgmlMatMul};
+use crate::engine::layers::Activation;
 use crate::{Error, Result};
 
 /// The model families svodka runs, from `general.architecture`.
@@ -44,13 +45,6 @@ impl Family {
             _ => None,
         }
     }
-}
-
-/// Gated feed-forward activation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Activation {
-    Silu,
-    GeluTanh,
 }
 
 /// Hyper-parameters read from GGUF metadata.
@@ -271,10 +265,10 @@ impl Rope {
 #[derive(Debug, Clone)]
 struct Layer {
     attn_norm: Norm,
-    wq: Proj,
-    wk: Proj,
-    wv: Proj,
-    wo: Proj,
+    wq: GgufProj,
+    wk: GgufProj,
+    wv: GgufProj,
+    wo: GgufProj,
     bq: Option<Tensor>,
     bk: Option<Tensor>,
     bv: Option<Tensor>,
@@ -283,9 +277,9 @@ struct Layer {
     post_attn_norm: Option<Norm>,
     ffn_norm: Norm,
     post_ffn_norm: Option<Norm>,
-    gate: Proj,
-    up: Proj,
-    down: Proj,
+    gate: GgufProj,
+    up: GgufProj,
+    down: GgufProj,
     window: Option<usize>,
     rope: Arc<Rope>,
     cache: candle_nn::kv_cache::KvCache,
@@ -309,9 +303,9 @@ impl<R: Read + Seek> Loader<'_, R> {
             .map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
     }
 
-    fn matmul(&mut self, name: &str) -> Result<Proj> {
+    fn matmul(&mut self, name: &str) -> Result<GgufProj> {
         let t = self.qtensor(name)?;
-        Proj::new(t, self.device).map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
+        GgufProj::new(t, self.device).map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
     }
 
     fn norm(&mut self, name: &str, eps: f64) -> Result<Norm> {
@@ -368,26 +362,28 @@ impl Norm {
     }
 }
 
-/// A weight matrix: ggml's arithmetic on the CPU, candle's kernels on accelerators.
+/// A GGUF weight matrix (block-quantized or F16, no bias): ggml's arithmetic on the CPU,
+/// candle's kernels on accelerators. Unlike Marian's `DenseProj` it never holds f32
+/// safetensors weights.
 #[derive(Clone)]
-enum Proj {
+enum GgufProj {
     Ggml(Arc<GgmlMatMul>),
     F16(Arc<F16MatMul>),
     Candle(QMatMul),
 }
 
-impl std::fmt::Debug for Proj {
+impl std::fmt::Debug for GgufProj {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Proj::Ggml(g) => write!(f, "GgmlMatMul({} rows)", g.rows()),
-            Proj::F16(g) => write!(f, "F16MatMul({} rows)", g.rows()),
-            Proj::Candle(q) => write!(f, "{q:?}"),
+            GgufProj::Ggml(g) => write!(f, "GgmlMatMul({} rows)", g.rows()),
+            GgufProj::F16(g) => write!(f, "F16MatMul({} rows)", g.rows()),
+            GgufProj::Candle(q) => write!(f, "{q:?}"),
         }
     }
 }
 
-impl Proj {
-    fn new(t: QTensor, device: &Device) -> Result<Proj> {
+impl GgufProj {
+    fn new(t: QTensor, device: &Device) -> Result<GgufProj> {
         if device.is_cpu() {
             // Q5_0 products equal Q8_0 products (both take Q8_0 activations), and the
             // Q8_0 kernel is SIMD where candle's Q5_0 one is scalar.
@@ -397,33 +393,33 @@ impl Proj {
                 t
             };
             if let Some(g) = GgmlMatMul::new(&t)? {
-                return Ok(Proj::Ggml(Arc::new(g)));
+                return Ok(GgufProj::Ggml(Arc::new(g)));
             }
             if t.dtype() == GgmlDType::F16 {
                 let (n, k) = t.shape().dims2()?;
-                return Ok(Proj::F16(Arc::new(F16MatMul::new(&t.data()?, n, k)?)));
+                return Ok(GgufProj::F16(Arc::new(F16MatMul::new(&t.data()?, n, k)?)));
             }
-            return Ok(Proj::Candle(QMatMul::from_qtensor(t)?));
+            return Ok(GgufProj::Candle(QMatMul::from_qtensor(t)?));
         }
-        Ok(Proj::Candle(QMatMul::from_qtensor(t)?))
+        Ok(GgufProj::Candle(QMatMul::from_qtensor(t)?))
     }
 
     /// `x · wᵀ` over the last dimension of `x`.
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            Proj::Ggml(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
-            Proj::F16(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
-            Proj::Candle(q) => qmatmul(q, x),
+            GgufProj::Ggml(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
+            GgufProj::F16(g) => host_matmul(x, g.rows(), |data, m| g.forward(data, m)),
+            GgufProj::Candle(q) => qmatmul(q, x),
         }
     }
 
     /// Rows `ids` of the matrix, dequantized (the embedding lookup).
     fn rows(&self, ids: &[u32], device: &Device) -> Result<Tensor> {
         match self {
-            Proj::Ggml(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
-            Proj::F16(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
-            Proj::Candle(QMatMul::QTensor(q)) => Ok(q.embedding(&Tensor::new(ids, device)?)?),
-            Proj::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t
+            GgufProj::Ggml(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
+            GgufProj::F16(g) => host_rows(ids, g.rows(), g.cols(), |i| g.row(i), device),
+            GgufProj::Candle(QMatMul::QTensor(q)) => Ok(q.embedding(&Tensor::new(ids, device)?)?),
+            GgufProj::Candle(QMatMul::Tensor(t) | QMatMul::TensorF16(t)) => Ok(t
                 .embedding(&Tensor::new(ids, device)?)?
                 .to_dtype(DType::F32)?),
         }
@@ -505,11 +501,11 @@ fn q5_0_as_q8_0(t: &QTensor) -> Result<QTensor> {
 /// A GGUF decoder-only language model with its key/value caches.
 pub struct LlmModel {
     config: LlmConfig,
-    embeddings: Proj,
+    embeddings: GgufProj,
     layers: Vec<Layer>,
     norm: Norm,
     /// The output projection; `None` when tied to the embeddings.
-    output: Option<Proj>,
+    output: Option<GgufProj>,
     device: Device,
     /// Positions already in the caches.
     pos: usize,
@@ -753,7 +749,7 @@ fn qmatmul(w: &QMatMul, x: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn linear(w: &Proj, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
+fn linear(w: &GgufProj, b: Option<&Tensor>, x: &Tensor) -> Result<Tensor> {
     let y = w.forward(x)?;
     Ok(match b {
         Some(b) => y.broadcast_add(b)?,
@@ -941,13 +937,14 @@ fn ffn_forward(layer: &Layer, cfg: &LlmConfig, x: &Tensor) -> Result<Tensor> {
     let up = layer.up.forward(&h)?;
     let act = match cfg.activation {
         Activation::Silu => (candle_nn::ops::silu(&gate)? * up)?,
+        // ggml looks GELU up in its f16 table; candle computes it elsewhere.
         Activation::GeluTanh if ggml => {
             let g = gate.flatten_all()?.to_vec1::<f32>()?;
             let u = up.flatten_all()?.to_vec1::<f32>()?;
             let y: Vec<f32> = g.iter().zip(&u).map(|(&g, &u)| ggml::gelu(g) * u).collect();
             Tensor::from_vec(y, gate.shape(), gate.device())?
         }
-        Activation::GeluTanh => (gate.gelu()? * up)?,
+        other => (other.apply(&gate)? * up)?,
     };
     let mut ffn = layer.down.forward(&act)?;
     if let Some(n) = &layer.post_ffn_norm {
