@@ -1,7 +1,9 @@
 //! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
 
+mod config;
 mod ggml;
 pub mod model;
+mod proj;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,7 +13,8 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
 use serde::Deserialize;
 
-pub use model::{Family, LlmConfig, LlmModel};
+pub use config::{Family, LlmConfig};
+pub use model::LlmModel;
 
 use crate::article::Lang;
 use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer, PromptPart};
