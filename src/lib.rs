@@ -15,6 +15,7 @@ pub mod hub;
 pub mod output;
 pub mod pipeline;
 pub mod tokenizer;
+pub mod util;
 
 #[cfg(test)]
 mod testing;

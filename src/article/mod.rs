@@ -115,6 +115,14 @@ impl Lang {
             Lang::En => "en",
         }
     }
+
+    /// The English name ("Russian", "English"), as prompts and messages use it.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Lang::Ru => "Russian",
+            Lang::En => "English",
+        }
+    }
 }
 
 impl std::fmt::Display for Lang {

@@ -22,6 +22,7 @@ pub use markdown::render_markdown;
 use self::block::Block;
 use self::heuristics::LabelKind;
 use super::{Article, BlockKind, Metadata};
+use crate::util::human_size;
 use crate::{Error, Result};
 
 /// Largest input read by default: far above any news page (a long read is under 150 KiB).
@@ -195,16 +196,6 @@ fn too_large(shown: &Path, size: Option<u64>, limit: u64) -> Error {
         shown,
         format!("is{size} over the input limit of {limit} (raise it with --max-size)"),
     )
-}
-
-/// A size for messages: `4.0 MiB`, `12.5 KiB`.
-pub fn human_size(bytes: u64) -> String {
-    const MIB: f64 = (1u64 << 20) as f64;
-    if bytes >= 1 << 20 {
-        format!("{:.1} MiB", bytes as f64 / MIB)
-    } else {
-        format!("{:.1} KiB", bytes as f64 / 1024.0)
-    }
 }
 
 /// Parses decoded text in `format` into an article; fails, with the reason, only on an

@@ -437,7 +437,7 @@ fn output_intact(path: &Path, line: &Entry) -> bool {
         return false;
     }
     match &line.output_sha256 {
-        Some(hash) => std::fs::read(path).is_ok_and(|b| source::sha256_hex(&b) == *hash),
+        Some(hash) => std::fs::read(path).is_ok_and(|b| crate::util::sha256_hex(&b) == *hash),
         None => true,
     }
 }
@@ -521,7 +521,7 @@ fn write_output(
     timings.write_ms = start.elapsed().as_millis() as u64;
     let mut e = entry(info, &doc.name, Some(doc.sha256.clone()), Status::Done);
     e.output = Some(rel);
-    e.output_sha256 = Some(source::sha256_hex(bytes));
+    e.output_sha256 = Some(crate::util::sha256_hex(bytes));
     e.timings = timings;
     e.title = output.title;
     e.date = output.date;

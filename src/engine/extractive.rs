@@ -95,7 +95,7 @@ impl Summarizer for Extractive {
                 return Err(crate::Error::Unsupported(format!(
                     "the extractive engine cannot write a summary in {} of {} article; \
                      use a neural engine or omit --lang",
-                    language_name(wanted),
+                    wanted.english_name(),
                     with_article(lang)
                 )));
             }
@@ -121,13 +121,6 @@ impl Summarizer for Extractive {
                 .collect(),
             lang,
         })
-    }
-}
-
-fn language_name(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ru => "Russian",
-        Lang::En => "English",
     }
 }
 

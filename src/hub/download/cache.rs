@@ -247,7 +247,7 @@ pub(super) fn sha256_file(path: &Path) -> Result<String> {
     let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok(format!("{:x}", hasher.finalize()))
+    Ok(crate::util::hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

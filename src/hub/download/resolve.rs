@@ -3,8 +3,6 @@
 
 use std::path::Path;
 
-use sha2::{Digest, Sha256};
-
 use super::cache::{verify_sha256, STAMP_DIR};
 use super::fetcher::{Fetcher, Plan, Target};
 use super::local::{local_dir, local_file};
@@ -110,7 +108,7 @@ fn resolve_local_candidates(
             // Stamps for local copies live in the cache, keyed by the file's full path.
             let stamp = opts.cache_root().ok().and_then(|root| {
                 let full = std::fs::canonicalize(path).ok()?;
-                let key = format!("{:x}", Sha256::digest(full.to_string_lossy().as_bytes()));
+                let key = crate::util::sha256_hex(full.to_string_lossy().as_bytes());
                 Some(root.join(STAMP_DIR).join(format!("local-{}", &key[..32])))
             });
             if let Some(actual) = verify_sha256(path, &expected, stamp)? {
