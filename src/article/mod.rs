@@ -4,7 +4,7 @@
 
 pub mod lang;
 pub mod read;
-pub mod segment;
+pub mod sentences;
 
 use serde::Serialize;
 

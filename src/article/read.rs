@@ -6,7 +6,7 @@
 //! labelled lines out of the body.
 
 mod block;
-mod decode;
+mod charset;
 mod heuristics;
 mod html;
 mod markdown;
@@ -15,7 +15,7 @@ use std::borrow::Cow;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use decode::{decode, encoding_from_label, Decoded};
+pub use charset::{decode, encoding_from_label, Decoded};
 pub use html::MAX_HTML_DEPTH;
 pub use markdown::render_markdown;
 

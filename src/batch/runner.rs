@@ -52,7 +52,7 @@ struct Shared<'a> {
     previous: HashMap<(String, String), Entry>,
     prefix: String,
     next: AtomicUsize,
-    writer: Mutex<manifest::Writer>,
+    writer: Mutex<manifest::Appender>,
     claims: Mutex<HashSet<String>>,
     finished: Mutex<Vec<Entry>>,
     done: AtomicUsize,
@@ -113,7 +113,7 @@ pub fn run(config: &Config, tasks: &[&dyn Task]) -> Result<RunSummary> {
     };
     files::clean_temps(&out, clear)?;
     let (previous, torn) = manifest::latest_in(&out)?;
-    let writer = manifest::Writer::open(&out.join(manifest_name(config.shard)))?;
+    let writer = manifest::Appender::open(&out.join(manifest_name(config.shard)))?;
 
     // Only a crash of the machine mid-append leaves such a line (its document is simply
     // done again); a shard may also catch a neighbour's line half-written, which is

@@ -27,7 +27,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::article::{lang, segment, Article, BlockKind, Lang, Metadata, Paragraph, Span, Style};
+use crate::article::{lang, sentences, Article, BlockKind, Lang, Metadata, Paragraph, Span, Style};
 use crate::decode::DecodeOptions;
 use crate::engine::{Translation, Translator};
 use crate::{Error, Result};
@@ -477,7 +477,7 @@ impl<'p, 't> Run<'p, 't> {
 
     /// Byte ranges of a paragraph's units: sentences, or runs of them.
     fn unit_ranges(&self, text: &str, from: Lang) -> Result<Vec<Range<usize>>> {
-        let sentences = segment::split(text, Some(from));
+        let sentences = sentences::split(text, Some(from));
         if !self.plan.opts.join_sentences {
             return Ok(sentences);
         }

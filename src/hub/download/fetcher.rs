@@ -22,8 +22,8 @@ pub(super) struct Target {
     pub revision: String,
 }
 
-/// Which files of a Hub repository a model needs, and how they are found.
-pub(super) enum Plan {
+/// Which files of a Hub repository a model needs.
+pub(super) enum WantedFiles {
     /// Files named by the registry: (name, sha256, size).
     Listed(Vec<(String, Option<String>, Option<u64>)>),
     /// Files picked from the Hub listing (or the cached snapshot), with the GGUF quant.
@@ -79,10 +79,10 @@ impl Fetcher {
         })
     }
 
-    pub(super) fn fetch(mut self, plan: Plan, note: Option<&str>) -> Result<ModelFiles> {
+    pub(super) fn fetch(mut self, wanted: WantedFiles, note: Option<&str>) -> Result<ModelFiles> {
         self.commit = self.cache.commit_for(&self.target.revision);
-        let (mut queue, mut expect) = match plan {
-            Plan::Listed(list) => {
+        let (mut queue, mut expect) = match wanted {
+            WantedFiles::Listed(list) => {
                 let expect: BTreeMap<String, Expect> = list
                     .iter()
                     .map(|(n, sha, size)| {
@@ -100,7 +100,7 @@ impl Fetcher {
                     expect,
                 )
             }
-            Plan::Discover(quant) => self.discover(quant.as_deref(), note)?,
+            WantedFiles::Discover(quant) => self.discover(quant.as_deref(), note)?,
         };
         queue.reverse();
         let mut files = BTreeMap::new();

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::cache::{verify_sha256, STAMP_DIR};
-use super::fetcher::{Fetcher, Plan, Target};
+use super::fetcher::{Fetcher, Target, WantedFiles};
 use super::local::{local_dir, local_file};
 use super::{FetchOptions, ModelFiles};
 use crate::hub::registry::{is_repo_id, ModelEntry, Registry};
@@ -39,7 +39,7 @@ pub fn resolve(spec: &str, registry: &Registry, opts: &FetchOptions) -> Result<M
             repo: repo.to_string(),
             revision: revision.to_string(),
         };
-        return Fetcher::new(target, opts)?.fetch(Plan::Discover(None), None);
+        return Fetcher::new(target, opts)?.fetch(WantedFiles::Discover(None), None);
     }
     if looks_like_file || spec.starts_with('.') || spec.starts_with('/') || spec.starts_with('~') {
         return Err(Error::Model(format!(
@@ -72,10 +72,10 @@ fn resolve_entry(name: &str, entry: &ModelEntry, opts: &FetchOptions) -> Result<
         repo: repo.clone(),
         revision: entry.revision.clone(),
     };
-    let plan = if entry.discover || entry.files.is_empty() {
-        Plan::Discover(entry.quant.clone())
+    let wanted = if entry.discover || entry.files.is_empty() {
+        WantedFiles::Discover(entry.quant.clone())
     } else {
-        Plan::Listed(
+        WantedFiles::Listed(
             entry
                 .files
                 .iter()
@@ -83,7 +83,7 @@ fn resolve_entry(name: &str, entry: &ModelEntry, opts: &FetchOptions) -> Result<
                 .collect(),
         )
     };
-    let mut files = Fetcher::new(target, opts)?.fetch(plan, entry.note.as_deref())?;
+    let mut files = Fetcher::new(target, opts)?.fetch(wanted, entry.note.as_deref())?;
     files.architecture = Some(entry.architecture);
     Ok(files)
 }

@@ -1,4 +1,5 @@
-//! Sentence segmentation for Russian and English.
+//! Sentence splitting for Russian and English (`article::sentences`; "segment" in
+//! svodka names the pipeline's translation units, not this).
 //!
 //! Every run of whitespace is a candidate boundary. The decision looks at the word
 //! before the gap (its core, terminal punctuation and closing quotes or brackets) and
