@@ -45,4 +45,19 @@ impl Error {
             source,
         }
     }
+
+    /// The same error again, for another article that took part in the failed work
+    /// (the underlying I/O or candle error is kept as its message).
+    pub fn replicate(&self) -> Self {
+        match self {
+            Error::Io { path, source } => Error::Io {
+                path: path.clone(),
+                source: std::io::Error::new(source.kind(), source.to_string()),
+            },
+            Error::BadInput { path, reason } => Error::bad_input(path.clone(), reason.clone()),
+            Error::Unsupported(s) => Error::Unsupported(s.clone()),
+            Error::Model(s) => Error::Model(s.clone()),
+            Error::Candle(_) => Error::Model(self.to_string()),
+        }
+    }
 }

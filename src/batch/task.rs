@@ -3,19 +3,17 @@
 //! manifest). Tasks that gain from batching across documents (translation batches
 //! sentences) ask for several documents at once through [`Task::batch_docs`].
 
-use std::collections::HashMap;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
 use super::source::{human_size, Document};
 use crate::article::Lang;
-use crate::decode::DecodeOptions;
-use crate::engine::{Summarizer, SummaryOptions, TextWriter, Translation, Translator};
+use crate::engine::{Summarizer, SummaryOptions, TextWriter, Translator};
 use crate::output::{self, Format};
 use crate::pipeline;
 use crate::pipeline::summarize::AbstractiveRun;
-use crate::pipeline::translate::{Plan, TranslateOptions, TranslationReport};
+use crate::pipeline::translate::{translate_plans, Plan, TranslateOptions, TranslationReport};
 use crate::{Error, Result};
 
 /// Who made an output and with what settings: what the manifest records and resuming
@@ -402,58 +400,6 @@ impl TranslateTask {
             summary: None,
         }
     }
-
-    /// Translates every source segment the `plans` send on their first attempt, in
-    /// batches of one language, longest first, as many rows as `batch_tokens` allows.
-    /// A failed batch is left out: its documents then ask the model themselves, so the
-    /// error lands on the right document.
-    fn translate_all(
-        &self,
-        translator: &mut dyn Translator,
-        plans: &[&Plan<'_>],
-    ) -> HashMap<(Lang, String), Translation> {
-        let mut wanted = Vec::new();
-        for plan in plans {
-            let mut recorder = Relay {
-                inner: &mut *translator,
-                first: &self.opts.decode,
-                mode: Mode::Record(&mut wanted),
-            };
-            // Errors come back in the second pass, where they belong to one document.
-            let _ = (*plan).clone().run(Some(&mut recorder));
-        }
-        let mut sized: Vec<(Lang, String, usize)> = Vec::with_capacity(wanted.len());
-        let mut seen = std::collections::HashSet::new();
-        for (from, text) in wanted {
-            if seen.insert((from, text.clone())) {
-                if let Ok(tokens) = translator.count_tokens(&text) {
-                    sized.push((from, text, tokens));
-                }
-            }
-        }
-        sized.sort_by(|a, b| a.0.code().cmp(b.0.code()).then(b.2.cmp(&a.2)));
-        let mut done = HashMap::with_capacity(sized.len());
-        let mut start = 0;
-        while start < sized.len() {
-            let (from, width) = (sized[start].0, sized[start].2.max(1));
-            let rows = (self.opts.batch_tokens / width).clamp(1, self.opts.max_batch.max(1));
-            let batch: Vec<&(Lang, String, usize)> = sized[start..]
-                .iter()
-                .take(rows)
-                .take_while(|s| s.0 == from)
-                .collect();
-            let texts: Vec<&str> = batch.iter().map(|s| s.1.as_str()).collect();
-            match translator.translate_batch(&texts, from, self.opts.to, &self.opts.decode) {
-                Ok(results) if results.len() == batch.len() => {
-                    done.extend(batch.iter().map(|s| (s.0, s.1.clone())).zip(results));
-                }
-                // Its documents ask again in the replay pass and fail there, one by one.
-                _ => {}
-            }
-            start += batch.len();
-        }
-        done
-    }
 }
 
 impl Task for TranslateTask {
@@ -462,14 +408,9 @@ impl Task for TranslateTask {
     }
 
     fn run(&self, doc: &Document) -> Result<TaskOutput> {
-        let plan = Plan::new(&doc.article, &self.opts)?;
-        let report = if plan.sources().is_empty() {
-            plan.run(None)?
-        } else {
-            let mut engine = self.engines.take();
-            plan.run(Some(engine.as_mut()))?
-        };
-        Ok(self.render(doc, report))
+        self.run_batch(&[doc])
+            .pop()
+            .unwrap_or_else(|| Err(Error::Model("no translation came back".into())))
     }
 
     fn batch_docs(&self) -> usize {
@@ -477,131 +418,31 @@ impl Task for TranslateTask {
     }
 
     fn run_batch(&self, docs: &[&Document]) -> Vec<Result<TaskOutput>> {
-        if docs.len() <= 1 {
-            return docs.iter().map(|d| self.run(d)).collect();
-        }
         let plans: Vec<Result<Plan<'_>>> = docs
             .iter()
             .map(|d| Plan::new(&d.article, &self.opts))
             .collect();
-        let to_translate: Vec<&Plan<'_>> = plans
+        let reports = if plans
             .iter()
-            .filter_map(|p| p.as_ref().ok())
-            .filter(|p| !p.sources().is_empty())
-            .collect();
-        if to_translate.is_empty() {
-            return docs.iter().map(|d| self.run(d)).collect();
-        }
-        let mut engine = self.engines.take();
-        let translator: &mut dyn Translator = engine.as_mut();
-        let done = self.translate_all(translator, &to_translate);
+            .all(|p| p.as_ref().map_or(true, |p| p.sources().is_empty()))
+        {
+            // Nothing to translate: the model is not needed (nor waited for).
+            plans.into_iter().map(|p| p?.run(None)).collect()
+        } else {
+            let mut engine = self.engines.take();
+            translate_plans(engine.as_mut(), plans).reports
+        };
         docs.iter()
-            .zip(plans)
-            .map(|(doc, plan)| {
-                let plan = plan?;
-                let report = if plan.sources().is_empty() {
-                    plan.run(None)?
-                } else {
-                    let mut replay = Relay {
-                        inner: &mut *translator,
-                        first: &self.opts.decode,
-                        mode: Mode::Replay(&done),
-                    };
-                    plan.run(Some(&mut replay))?
-                };
-                Ok(self.render(doc, report))
-            })
+            .zip(reports)
+            .map(|(doc, report)| Ok(self.render(doc, report?)))
             .collect()
-    }
-}
-
-/// What a [`Relay`] does with first-attempt segments.
-enum Mode<'a> {
-    /// Notes them and answers with the sources themselves (the answers are dropped).
-    Record(&'a mut Vec<(Lang, String)>),
-    /// Answers from these results, asking the model only for what is missing.
-    Replay(&'a HashMap<(Lang, String), Translation>),
-}
-
-/// Stands in for the model while a plan runs, so that [`Plan::run`] (which translates
-/// one article) can take part in a batch across documents: a recording pass gathers
-/// every document's segments, the batch translates them, and a replay pass hands each
-/// plan its results. Retries (other decode options) always go to the model.
-struct Relay<'a, 'm> {
-    inner: &'m mut dyn Translator,
-    first: &'a DecodeOptions,
-    mode: Mode<'a>,
-}
-
-impl Translator for Relay<'_, '_> {
-    fn engine_name(&self) -> &'static str {
-        self.inner.engine_name()
-    }
-
-    fn count_tokens(&self, text: &str) -> Result<usize> {
-        self.inner.count_tokens(text)
-    }
-
-    fn max_source_tokens(&self) -> usize {
-        self.inner.max_source_tokens()
-    }
-
-    fn translate_batch(
-        &mut self,
-        segments: &[&str],
-        from: Lang,
-        to: Lang,
-        opts: &DecodeOptions,
-    ) -> Result<Vec<Translation>> {
-        let first = opts == self.first;
-        match &mut self.mode {
-            Mode::Record(wanted) => {
-                if first {
-                    wanted.extend(segments.iter().map(|s| (from, s.to_string())));
-                }
-                Ok(segments
-                    .iter()
-                    .map(|s| Translation {
-                        text: s.to_string(),
-                        score: 0.0,
-                        tokens: 1,
-                        cut: false,
-                    })
-                    .collect())
-            }
-            Mode::Replay(done) => {
-                if !first {
-                    return self.inner.translate_batch(segments, from, to, opts);
-                }
-                let key = |s: &str| (from, s.to_string());
-                let missing: Vec<&str> = segments
-                    .iter()
-                    .copied()
-                    .filter(|s| !done.contains_key(&key(s)))
-                    .collect();
-                let mut fresh = if missing.is_empty() {
-                    Vec::new()
-                } else {
-                    self.inner.translate_batch(&missing, from, to, opts)?
-                }
-                .into_iter();
-                segments
-                    .iter()
-                    .map(|s| match done.get(&key(s)) {
-                        Some(t) => Ok(t.clone()),
-                        None => fresh.next().ok_or_else(|| {
-                            Error::Model("the translator returned too few results".into())
-                        }),
-                    })
-                    .collect()
-            }
-        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Upper;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
@@ -626,50 +467,6 @@ mod tests {
         assert_eq!(pool.lock().len(), 2);
     }
 
-    /// Upper-cases; drops digits when greedy (so those sentences are retried with
-    /// beams); records the size and beam count of every batch.
-    struct Upper(Calls);
-
-    /// Size and beam count of each batch the translator was given.
-    type Calls = std::sync::Arc<Mutex<Vec<(usize, usize)>>>;
-
-    impl Translator for Upper {
-        fn engine_name(&self) -> &'static str {
-            "upper"
-        }
-        fn count_tokens(&self, text: &str) -> Result<usize> {
-            Ok(text.split_whitespace().count() + 1)
-        }
-        fn max_source_tokens(&self) -> usize {
-            512
-        }
-        fn translate_batch(
-            &mut self,
-            segments: &[&str],
-            _from: Lang,
-            _to: Lang,
-            opts: &DecodeOptions,
-        ) -> Result<Vec<Translation>> {
-            let mut calls = self.0.lock().unwrap_or_else(|e| e.into_inner());
-            calls.push((segments.len(), opts.beam_size));
-            Ok(segments
-                .iter()
-                .map(|s| {
-                    let mut text = s.to_uppercase();
-                    if opts.beam_size == 1 {
-                        text.retain(|c| !c.is_ascii_digit());
-                    }
-                    Translation {
-                        text,
-                        score: -0.5,
-                        tokens: 3,
-                        cut: false,
-                    }
-                })
-                .collect())
-        }
-    }
-
     fn doc(name: &str, text: &str) -> Document {
         Document {
             name: name.into(),
@@ -681,10 +478,13 @@ mod tests {
         }
     }
 
-    fn translate_task(batch_docs: usize) -> (TranslateTask, Calls) {
-        let calls = std::sync::Arc::new(Mutex::new(Vec::new()));
+    /// A task around the upper-casing fake, which drops digits when greedy; the fake
+    /// reads back the (size, beams) of every batch.
+    fn translate_task(batch_docs: usize) -> (TranslateTask, Upper) {
+        let mut upper = Upper::new(512);
+        upper.drop_digits_when_greedy = true;
         let task = TranslateTask::new(TranslateSpec {
-            translator: Box::new(Upper(calls.clone())),
+            translator: Box::new(upper.clone()),
             model: Some("upper".into()),
             revision: None,
             opts: TranslateOptions {
@@ -694,7 +494,17 @@ mod tests {
             format: Format::Text,
             batch_docs,
         });
-        (task, calls)
+        (task, upper)
+    }
+
+    /// (size, beams) of every batch the fake was given.
+    fn calls(upper: &Upper) -> Vec<(usize, usize)> {
+        upper
+            .batches()
+            .iter()
+            .map(Vec::len)
+            .zip(upper.beams())
+            .collect()
     }
 
     #[test]
@@ -718,7 +528,7 @@ mod tests {
             ),
         ];
         let refs: Vec<&Document> = docs.iter().collect();
-        let (together, calls) = translate_task(4);
+        let (together, calls_of) = translate_task(4);
         let batched = together.run_batch(&refs);
         let (alone, alone_calls) = translate_task(1);
         let single: Vec<Result<TaskOutput>> = refs.iter().map(|d| alone.run(d)).collect();
@@ -737,12 +547,36 @@ mod tests {
             .unwrap()
             .rendered
             .contains("THE WEATHER WAS FINE"));
-        let calls = calls.lock().unwrap().clone();
         // Every first attempt of the three English documents in one batch, then the
         // sentence that lost its numbers once more with beams.
-        assert_eq!(calls, [(9, 1), (1, 4)]);
-        let alone_calls = alone_calls.lock().unwrap().clone();
-        assert_eq!(alone_calls.iter().filter(|c| c.1 == 1).count(), 3);
+        assert_eq!(calls(&calls_of), [(9, 1), (1, 4)]);
+        assert_eq!(calls(&alone_calls).iter().filter(|c| c.1 == 1).count(), 3);
+    }
+
+    #[test]
+    fn retries_of_several_documents_share_one_batch() {
+        let docs = [
+            doc("a", "Prices rose by 15 % in 2020. Nothing else happened.\n"),
+            doc(
+                "b",
+                "The council met 3 times. It agreed on nothing at all.\n",
+            ),
+        ];
+        let refs: Vec<&Document> = docs.iter().collect();
+        let (task, upper) = translate_task(2);
+        let out = task.run_batch(&refs);
+        assert!(out.iter().all(Result::is_ok));
+        // One retry batch with the numbered sentence of each document.
+        assert_eq!(calls(&upper), [(4, 1), (2, 4)]);
+        let retried = &upper.batches()[1];
+        assert!(
+            retried.iter().any(|s| s.starts_with("Prices")),
+            "{retried:?}"
+        );
+        assert!(
+            retried.iter().any(|s| s.starts_with("The council")),
+            "{retried:?}"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Engines: one model family each, behind small traits the pipelines use.
 
+pub mod attention;
 pub mod check;
 pub mod extractive;
 pub mod int8;

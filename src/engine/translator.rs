@@ -450,6 +450,31 @@ mod tests {
     }
 
     #[test]
+    fn a_sentence_translates_to_the_same_bits_whatever_shares_its_batch() {
+        let mut t = fixture_translator(None).expect("fixture model builds");
+        let short = "The council met.";
+        let others = [
+            "A much longer sentence, with many more words than the first one has, follows here.",
+            "Another one.",
+        ];
+        for opts in [DecodeOptions::default(), {
+            let mut beams = DecodeOptions::default();
+            beams.beam_size = 3;
+            beams
+        }] {
+            let alone = t
+                .translate_batch(&[short], Lang::En, Lang::Ru, &opts)
+                .unwrap();
+            let mixed = t
+                .translate_batch(&[others[0], short, others[1]], Lang::En, Lang::Ru, &opts)
+                .unwrap();
+            assert_eq!(alone[0].text, mixed[1].text);
+            assert_eq!(alone[0].tokens, mixed[1].tokens);
+            assert_eq!(alone[0].score.to_bits(), mixed[1].score.to_bits());
+        }
+    }
+
+    #[test]
     fn marian_translator_tags_multi_target_models() {
         let Some(mut t) = fixture_translator(None) else {
             panic!("fixture model could not be built");
