@@ -7,6 +7,7 @@
 pub mod article;
 pub mod batch;
 pub mod cli;
+pub mod cpu;
 pub mod decode;
 pub mod engine;
 pub mod error;
@@ -14,6 +15,7 @@ pub mod hub;
 pub mod output;
 pub mod pipeline;
 pub mod tokenizer;
+pub mod util;
 
 #[cfg(test)]
 mod testing;

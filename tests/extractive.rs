@@ -125,7 +125,7 @@ fn generated_article(bytes: usize) -> String {
     for path in articles().iter().filter(|p| relative(p).starts_with("en/")) {
         let article = read::read_file(path, &ReadOptions::default()).expect("readable");
         for p in &article.paragraphs {
-            for range in svodka::article::segment::split(&p.text, None) {
+            for range in svodka::article::sentences::split(&p.text, None) {
                 let s = p.text[range].trim();
                 if s.split_whitespace().count() >= 5 {
                     pool.push(s.to_string());

@@ -16,7 +16,7 @@ use std::collections::BTreeSet;
 use std::fs;
 use std::path::Path;
 
-use svodka::article::segment::split;
+use svodka::article::sentences::split;
 use svodka::article::Lang;
 
 const DATA: &str = "tests/fixtures/news-wmt22";

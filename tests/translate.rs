@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use svodka::article::{read, segment, Lang};
+use svodka::article::{read, sentences, Lang};
 use tempfile::TempDir;
 
 fn fixture(rel: &str) -> PathBuf {
@@ -87,7 +87,7 @@ fn expected_sentences(text: &str, format: read::Format, lang: Lang) -> Vec<Strin
     let mut out: Vec<String> = article.title.into_iter().collect();
     for p in &article.paragraphs {
         out.extend(
-            segment::split(&p.text, Some(lang))
+            sentences::split(&p.text, Some(lang))
                 .into_iter()
                 .map(|r| p.text[r].to_string()),
         );

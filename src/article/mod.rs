@@ -4,7 +4,7 @@
 
 pub mod lang;
 pub mod read;
-pub mod segment;
+pub mod sentences;
 
 use serde::Serialize;
 
@@ -113,6 +113,14 @@ impl Lang {
         match self {
             Lang::Ru => "ru",
             Lang::En => "en",
+        }
+    }
+
+    /// The English name ("Russian", "English"), as prompts and messages use it.
+    pub fn english_name(self) -> &'static str {
+        match self {
+            Lang::Ru => "Russian",
+            Lang::En => "English",
         }
     }
 }

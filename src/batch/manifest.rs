@@ -103,23 +103,23 @@ pub fn now_ms() -> u64 {
 
 /// An open manifest, appended to line by line.
 #[derive(Debug)]
-pub struct Writer {
+pub struct Appender {
     file: File,
     path: PathBuf,
 }
 
-impl Writer {
+impl Appender {
     /// Opens (creating) `path` for appending; a symbolic link there is refused, not
     /// followed, so that a link planted in the output folder cannot make svodka append
     /// to a file elsewhere.
-    pub fn open(path: &Path) -> Result<Writer> {
+    pub fn open(path: &Path) -> Result<Appender> {
         let existed = std::fs::symlink_metadata(path).is_ok();
         let file = super::files::open_append_nofollow(path)?;
         if !existed {
             // A synced line is only safe once the file's name is on disk too.
             super::files::sync_dir(path.parent().unwrap_or(Path::new(".")))?;
         }
-        Ok(Writer {
+        Ok(Appender {
             file,
             path: path.to_path_buf(),
         })
@@ -238,7 +238,7 @@ mod tests {
     fn appends_whole_lines_and_reads_them_back() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(MANIFEST);
-        let mut w = Writer::open(&path).unwrap();
+        let mut w = Appender::open(&path).unwrap();
         w.append(&entry("a.txt", Status::Failed, 1)).unwrap();
         w.append(&entry("a.txt", Status::Done, 2)).unwrap();
         drop(w);

@@ -52,7 +52,7 @@ struct Shared<'a> {
     previous: HashMap<(String, String), Entry>,
     prefix: String,
     next: AtomicUsize,
-    writer: Mutex<manifest::Writer>,
+    writer: Mutex<manifest::Appender>,
     claims: Mutex<HashSet<String>>,
     finished: Mutex<Vec<Entry>>,
     done: AtomicUsize,
@@ -113,7 +113,7 @@ pub fn run(config: &Config, tasks: &[&dyn Task]) -> Result<RunSummary> {
     };
     files::clean_temps(&out, clear)?;
     let (previous, torn) = manifest::latest_in(&out)?;
-    let writer = manifest::Writer::open(&out.join(manifest_name(config.shard)))?;
+    let writer = manifest::Appender::open(&out.join(manifest_name(config.shard)))?;
 
     // Only a crash of the machine mid-append leaves such a line (its document is simply
     // done again); a shard may also catch a neighbour's line half-written, which is
@@ -437,7 +437,7 @@ fn output_intact(path: &Path, line: &Entry) -> bool {
         return false;
     }
     match &line.output_sha256 {
-        Some(hash) => std::fs::read(path).is_ok_and(|b| source::sha256_hex(&b) == *hash),
+        Some(hash) => std::fs::read(path).is_ok_and(|b| crate::util::sha256_hex(&b) == *hash),
         None => true,
     }
 }
@@ -521,7 +521,7 @@ fn write_output(
     timings.write_ms = start.elapsed().as_millis() as u64;
     let mut e = entry(info, &doc.name, Some(doc.sha256.clone()), Status::Done);
     e.output = Some(rel);
-    e.output_sha256 = Some(source::sha256_hex(bytes));
+    e.output_sha256 = Some(crate::util::sha256_hex(bytes));
     e.timings = timings;
     e.title = output.title;
     e.date = output.date;

@@ -5,11 +5,10 @@ use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::time::Instant;
 
-use sha2::{Digest, Sha256};
-
 use super::discover::{Shard, Source, SourceKind};
 use crate::article::read::{self, ReadOptions};
 use crate::article::Article;
+use crate::util::sha256_hex;
 use crate::Error;
 
 /// A JSON file is parsed whole, so it gets a cap of its own; JSONL streams by line.
@@ -112,15 +111,8 @@ pub fn reason(err: &Error) -> String {
     }
 }
 
-/// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-pub use crate::article::read::human_size;
+// `batch/task.rs` imports `human_size` from here; its new home is `crate::util`.
+pub use crate::util::human_size;
 
 fn too_large(size: u64, limit: u64, what: &str) -> String {
     format!(

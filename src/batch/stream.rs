@@ -23,11 +23,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::runner::guarded;
-use super::source::{human_size, reason, sha256_hex, skip_line, Document};
+use super::source::{reason, skip_line, Document};
 use super::task::{SummarizeTask, Task, TaskInfo, TaskOutput, TranslateTask};
 use crate::article::read::{self, ReadOptions};
 use crate::article::Lang;
 use crate::engine::{SummaryOptions, SummaryStyle};
+use crate::util::{human_size, sha256_hex};
 use crate::{Error, Result};
 
 /// How long a group waits for more records once it has one: long enough for a writer

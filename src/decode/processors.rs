@@ -12,7 +12,7 @@ use super::DecodeOptions;
 pub fn log_sum_exp(scores: &[f32]) -> f32 {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::cpu::features().avx2 {
             // SAFETY: the CPU has AVX2.
             return unsafe { log_sum_exp_avx2(scores) };
         }
@@ -209,7 +209,7 @@ pub fn banned_tokens(history: &[u32], generated: usize, opts: &DecodeOptions) ->
 pub fn top_k_slice(scores: &[f32], k: usize) -> Vec<(usize, f32)> {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::arch::is_x86_feature_detected!("avx2") {
+        if crate::cpu::features().avx2 {
             // SAFETY: the CPU has AVX2.
             return unsafe { top_k_slice_avx2(scores, k) };
         }

@@ -2,7 +2,7 @@
 //!
 //! The method is biased LexRank (Erkan & Radev 2004; Otterbacher et al. 2005):
 //!
-//! - **Sentences** come from [`crate::article::segment::split`] over body paragraphs
+//! - **Sentences** come from [`crate::article::sentences::split`] over body paragraphs
 //!   (sub-headings are not candidates, nor is the title). An input of more than
 //!   [`MAX_RANKED`] sentences (a book, a dump; no news article) is ranked on its first
 //!   half of that and an evenly spaced sample of the rest, so that time and memory,
@@ -28,7 +28,7 @@ use std::ops::Range;
 
 use rust_stemmers::{Algorithm, Stemmer};
 
-use crate::article::{segment, Article, BlockKind, Lang};
+use crate::article::{sentences, Article, BlockKind, Lang};
 use crate::engine::{Summarizer, Summary, SummaryOptions, SummarySentence};
 
 /// Share of the random walk that restarts by the lead/headline prior instead of
@@ -95,7 +95,7 @@ impl Summarizer for Extractive {
                 return Err(crate::Error::Unsupported(format!(
                     "the extractive engine cannot write a summary in {} of {} article; \
                      use a neural engine or omit --lang",
-                    language_name(wanted),
+                    wanted.english_name(),
                     with_article(lang)
                 )));
             }
@@ -124,13 +124,6 @@ impl Summarizer for Extractive {
     }
 }
 
-fn language_name(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ru => "Russian",
-        Lang::En => "English",
-    }
-}
-
 fn with_article(lang: Lang) -> &'static str {
     match lang {
         Lang::Ru => "a Russian",
@@ -155,7 +148,7 @@ fn candidate_sentences(article: &Article, lang: Lang, terms: &Terms) -> Vec<Sent
         if paragraph.kind == BlockKind::Heading {
             continue;
         }
-        let ranges: Vec<Range<usize>> = segment::split(&paragraph.text, Some(lang));
+        let ranges: Vec<Range<usize>> = sentences::split(&paragraph.text, Some(lang));
         for range in ranges {
             let Some(text) = paragraph.text.get(range).map(str::trim) else {
                 continue;

@@ -4,6 +4,7 @@ pub mod attention;
 pub mod check;
 pub mod extractive;
 pub mod int8;
+mod layers;
 pub mod llm;
 pub mod load;
 pub mod marian;

@@ -241,13 +241,12 @@ impl Isa {
     fn detect() -> Isa {
         #[cfg(target_arch = "x86_64")]
         {
+            let cpu = crate::cpu::features();
             #[cfg(svodka_avx512)]
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if cpu.avx512f {
                 return Isa::Avx512;
             }
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if cpu.avx2_fma() {
                 return Isa::Avx2;
             }
         }
@@ -604,9 +603,7 @@ mod tests {
                 assert!((a - e).abs() < 1e-5, "{rows}×{out}×{k}: {a} vs {e}");
             }
             #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if crate::cpu::features().avx2_fma() {
                 let mut avx2 = vec![0f32; rows * out];
                 unsafe { packed.compute_with(Isa::Avx2, &x, rows, avx2.as_mut_ptr()) };
                 assert_eq!(avx2, portable, "{rows}×{out}×{k}");

@@ -24,6 +24,7 @@ use crate::hub::registry::FileRole;
 use crate::tokenizer::sentencepiece::SpmEncoder;
 use crate::{Error, Result};
 
+use super::layers::padding_bias;
 use super::{TextWriter, WriteRequest, WriteTask, Written};
 
 /// Added to attention scores of positions that must not be seen (transformers uses the
@@ -367,10 +368,7 @@ impl T5Model {
 
     /// Additive padding bias `[b, 1, 1, src]` from a 0/1 mask `[b, src]`.
     fn padding_bias(&self, mask: &Tensor) -> Result<Tensor> {
-        let (b, s) = mask.dims2()?;
-        let keep = mask.to_dtype(DType::F32)?;
-        let bias = ((keep - 1.0)? * (-(MASKED as f64)))?;
-        Ok(bias.to_dtype(self.dtype)?.reshape((b, 1, 1, s))?)
+        padding_bias(mask, MASKED as f64, self.dtype)
     }
 
     /// Encoder output `[b, src, d_model]` for ids `[b, src]` and a 0/1 padding mask

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::article::lang::{self, Detection};
-use crate::article::{segment, Article, Metadata};
+use crate::article::{sentences, Article, Metadata};
 
 /// One paragraph split into sentences.
 #[derive(Debug, Clone, Serialize)]
@@ -32,7 +32,7 @@ pub fn segment_article(article: &Article) -> Segmented {
         .iter()
         .map(|p| {
             let language = lang::detect(&p.text);
-            let sentences = segment::split(&p.text, language.known())
+            let sentences = sentences::split(&p.text, language.known())
                 .into_iter()
                 .map(|r| p.text[r].to_string())
                 .collect();

@@ -6,7 +6,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::article::lang::{self, Detection};
-use crate::article::{segment, Article, Lang, Metadata};
+use crate::article::{sentences, Article, Lang, Metadata};
 use crate::engine::{
     Summarizer, Summary, SummaryOptions, SummarySentence, TextWriter, WriteRequest, WriteTask,
 };
@@ -231,7 +231,7 @@ pub fn chunk_blocks(
             continue;
         }
         let mut first = true;
-        for r in segment::split(block, None) {
+        for r in sentences::split(block, None) {
             let sentence = &block[r];
             for part in split_words(sentence, budget, count)? {
                 let n = count(&part)?;
@@ -426,7 +426,7 @@ fn summary_sentences(text: &str, lang: Lang) -> Vec<SummarySentence> {
         let parts: Vec<&str> = if bullet {
             vec![line]
         } else {
-            segment::split(line, Some(lang))
+            sentences::split(line, Some(lang))
                 .into_iter()
                 .map(|r| &line[r])
                 .collect()

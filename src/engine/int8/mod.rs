@@ -351,14 +351,12 @@ impl Isa {
         *ISA.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
             {
+                let cpu = crate::cpu::features();
                 #[cfg(svodka_avx512)]
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512bw")
-                    && std::arch::is_x86_feature_detected!("avx512vnni")
-                {
+                if cpu.avx512_vnni() {
                     return Isa::Vnni;
                 }
-                if std::arch::is_x86_feature_detected!("avx2") {
+                if cpu.avx2 {
                     return Isa::Avx2;
                 }
             }
@@ -372,7 +370,7 @@ impl Isa {
         let mut v = vec![Isa::Portable];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if crate::cpu::features().avx2 {
                 v.push(Isa::Avx2);
             }
             #[cfg(svodka_avx512)]

@@ -1,9 +1,9 @@
 //! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
 
+mod config;
 mod ggml;
-mod ggml_dots;
-mod ggml_f16;
 pub mod model;
+mod proj;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,9 +13,9 @@ use candle_core::{Device, Tensor};
 use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSampling};
 use serde::Deserialize;
 
-pub use model::{Family, LlmConfig, LlmModel};
+pub use config::{Family, LlmConfig};
+pub use model::LlmModel;
 
-use crate::article::Lang;
 use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer, PromptPart};
 use crate::tokenizer::stream::TokenStream;
 use crate::{Error, Result};
@@ -92,14 +92,6 @@ impl Prompts {
     pub fn builtin() -> Result<Prompts> {
         toml::from_str(PROMPTS)
             .map_err(|e| Error::Model(format!("models/prompts.toml: {}", e.message())))
-    }
-}
-
-/// The English name of a language, as prompts use it.
-pub fn language_name(lang: Lang) -> &'static str {
-    match lang {
-        Lang::Ru => "Russian",
-        Lang::En => "English",
     }
 }
 
@@ -531,8 +523,8 @@ impl LlmEngine {
     fn vars(req: &super::WriteRequest) -> minijinja::Value {
         let o = req.opts;
         minijinja::context! {
-            language => language_name(req.lang),
-            source_language => language_name(req.source_lang),
+            language => req.lang.english_name(),
+            source_language => req.source_lang.english_name(),
             sentences => o.sentences,
             words => o.words.unwrap_or(0),
             style => o.style.name(),

@@ -18,7 +18,7 @@ use super::split::split_to_fit;
 use super::{
     Languages, ReportedProblem, Segment, TranslateStats, TranslatedParagraph, TranslationReport,
 };
-use crate::article::{lang, segment, Lang, Span, Style};
+use crate::article::{lang, sentences, Lang, Span, Style};
 use crate::decode::DecodeOptions;
 use crate::engine::{Translation, Translator};
 use crate::pipeline::checks::{check, Problem};
@@ -144,7 +144,7 @@ struct Cutter<'m> {
 impl Cutter<'_> {
     /// Byte ranges of a paragraph's units: sentences, or runs of them.
     fn unit_ranges(&self, text: &str, from: Lang) -> Result<Vec<Range<usize>>> {
-        let sentences = segment::split(text, Some(from));
+        let sentences = sentences::split(text, Some(from));
         if !self.join_sentences {
             return Ok(sentences);
         }

@@ -5,14 +5,14 @@
 //! to llamafile's tinyBLAS (16-lane FMA accumulators over the shared dimension, one
 //! `_mm512_reduce_add_ps` at the end), and for one row to `ggml_vec_dot_f16` (four
 //! 16-lane accumulators). Both sum products of f16 values in f32 in a fixed order,
-//! which [`super::ggml`] reproduces for attention; this module applies the same sums to
+//! which [`super::attention`] reproduces for attention; this module applies the same sums to
 //! matmuls. candle's F16 path dequantizes to f32 and keeps the activations unrounded,
 //! which moves logits by up to about 1e-2.
 
 use half::f16;
 use rayon::prelude::*;
 
-use super::ggml::{dot_rows, dot_vec_f16};
+use super::dots::{dot_rows, dot_vec_f16};
 use crate::{Error, Result};
 
 /// Lanes of tinyBLAS's AVX-512 accumulators (its `KN`).
@@ -97,7 +97,7 @@ impl F16MatMul {
 /// Dots of every activation row with the tile's weight rows, as (m, tile width).
 fn tile(w: &[f32], x: &[f32], k: usize, tiny_blas: bool) -> Vec<f32> {
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("fma") {
+    if crate::cpu::features().fma {
         // SAFETY: the CPU has FMA.
         return unsafe { tile_fma(w, x, k, tiny_blas) };
     }

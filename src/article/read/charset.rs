@@ -1,4 +1,5 @@
-//! Bytes → text: BOMs, UTF-8, legacy Cyrillic encodings, binary and empty input.
+//! Bytes → text by charset: BOMs, UTF-8, legacy Cyrillic encodings, binary and empty
+//! input. (Token ids → text is [`crate::decode`]'s job, not this module's.)
 
 use std::path::Path;
 

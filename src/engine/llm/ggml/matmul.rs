@@ -1,0 +1,311 @@
+//! The quantized matmul: weights kept in ggml's block layout, activations rounded to
+//! 8-bit blocks, and the block dots of [`super::dots`] (or [`super::avx2`]) run over
+//! column tiles on candle's thread pool.
+
+use candle_core::quantized::k_quants::{
+    BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ6K, BlockQ8_0, GgmlType,
+};
+use candle_core::quantized::{GgmlDType, QTensor};
+use half::f16;
+
+use super::avx2;
+use super::blocks::{
+    as_blocks_q8_0, as_blocks_q8k, bytes_of, quantize_q8_0, quantize_q8k, Q8K, Q8_0, QK8_0, QK_K,
+};
+use super::dots::{self, dot_q4k, dot_q6k, dot_q6k_tiled, dot_q8_0};
+use crate::{Error, Result};
+
+/// Activation rows quantized for one weight type.
+pub(super) enum Acts {
+    Q8_0(Vec<Q8_0>),
+    Q8K(Vec<Q8K>),
+}
+
+/// Weight rows in ggml's block layout, typed for candle's dot-product kernels.
+pub(super) enum Blocks {
+    Q4_0(Vec<BlockQ4_0>),
+    Q8_0(Vec<BlockQ8_0>),
+    Q2K(Vec<BlockQ2K>),
+    Q3K(Vec<BlockQ3K>),
+    Q4K(Vec<BlockQ4K>),
+    Q5K(Vec<BlockQ5K>),
+    Q6K(Vec<BlockQ6K>),
+}
+
+/// Copies raw GGUF bytes into typed blocks.
+fn blocks<T: GgmlType>(bytes: &[u8]) -> Result<Vec<T>> {
+    let size = std::mem::size_of::<T>();
+    if bytes.len() % size != 0 {
+        return Err(Error::Model(format!(
+            "{:?} tensor of {} bytes is not a whole number of blocks",
+            T::DTYPE,
+            bytes.len()
+        )));
+    }
+    let n = bytes.len() / size;
+    let mut out: Vec<T> = (0..n).map(|_| T::zeros()).collect();
+    // SAFETY: candle's block types are `repr(C)` plain data in ggml's on-disk layout
+    // (sizes asserted in candle), every bit pattern of which is a valid value, and `out`
+    // holds exactly `bytes.len()` bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr() as *mut u8, bytes.len());
+    }
+    Ok(out)
+}
+
+/// A quantized weight (`n` rows of `k`) multiplied with ggml's arithmetic on the CPU.
+pub struct GgmlMatMul {
+    n: usize,
+    k: usize,
+    pub(super) w: Blocks,
+}
+
+/// Lets the pool's workers write disjoint elements of one output buffer.
+#[derive(Clone, Copy)]
+pub(super) struct OutPtr(pub(super) *mut f32);
+// SAFETY: every worker writes a disjoint set of elements (its own columns).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `i` places on (a method, so closures capture the `Sync` wrapper).
+    pub(super) fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: callers stay within the buffer the pointer came from.
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// Columns one task takes at a time: their weight rows stay in cache while every
+/// activation row passes over them.
+const COLUMN_TILE: usize = 16;
+
+impl GgmlMatMul {
+    /// Wraps a GGUF weight of shape (n, k), or `None` for a type this module does not
+    /// cover (the caller falls back to candle's matmul).
+    pub fn new(t: &QTensor) -> Result<Option<GgmlMatMul>> {
+        let (n, k) = t.shape().dims2()?;
+        let bytes = t.data()?;
+        let w = match t.dtype() {
+            GgmlDType::Q4_0 => Blocks::Q4_0(blocks(&bytes)?),
+            GgmlDType::Q8_0 => Blocks::Q8_0(blocks(&bytes)?),
+            GgmlDType::Q2K => Blocks::Q2K(blocks(&bytes)?),
+            GgmlDType::Q3K => Blocks::Q3K(blocks(&bytes)?),
+            GgmlDType::Q4K => Blocks::Q4K(blocks(&bytes)?),
+            GgmlDType::Q5K => Blocks::Q5K(blocks(&bytes)?),
+            GgmlDType::Q6K => Blocks::Q6K(blocks(&bytes)?),
+            _ => return Ok(None),
+        };
+        let block = t.dtype().block_size();
+        if k % block != 0 {
+            return Ok(None);
+        }
+        Ok(Some(GgmlMatMul { n, k, w }))
+    }
+
+    /// Output features.
+    pub fn rows(&self) -> usize {
+        self.n
+    }
+
+    /// Input features.
+    pub fn cols(&self) -> usize {
+        self.k
+    }
+
+    /// Row `i`, dequantized (an embedding lookup).
+    pub fn row(&self, i: usize) -> Vec<f32> {
+        fn deq<T: GgmlType>(w: &[T], i: usize, k: usize) -> Vec<f32> {
+            let per = k / T::BLCK_SIZE;
+            let mut out = vec![0f32; k];
+            T::to_float(&w[i * per..(i + 1) * per], &mut out);
+            out
+        }
+        fn deq_k4<T>(row: &[T], five_bit: bool) -> Vec<f32> {
+            let mut out = vec![0f32; row.len() * QK_K];
+            dots::dequantize_k4(bytes_of(row), five_bit, &mut out);
+            out
+        }
+        let k = self.k;
+        match &self.w {
+            Blocks::Q4_0(w) => deq(w, i, k),
+            Blocks::Q8_0(w) => deq(w, i, k),
+            Blocks::Q2K(w) => deq(w, i, k),
+            Blocks::Q3K(w) => deq(w, i, k),
+            Blocks::Q4K(w) => deq_k4(&w[i * (k / QK_K)..(i + 1) * (k / QK_K)], false),
+            Blocks::Q5K(w) => deq_k4(&w[i * (k / QK_K)..(i + 1) * (k / QK_K)], true),
+            Blocks::Q6K(w) => deq(w, i, k),
+        }
+    }
+
+    pub(super) fn quantize(&self, x: &[f32], m: usize) -> Acts {
+        let k = self.k;
+        match self.w {
+            Blocks::Q4_0(_) | Blocks::Q8_0(_) => {
+                let per = k / QK8_0;
+                let mut a = vec![
+                    Q8_0 {
+                        d: f16::ZERO,
+                        qs: [0; QK8_0]
+                    };
+                    m * per
+                ];
+                for (row, out) in x.chunks_exact(k).zip(a.chunks_exact_mut(per)) {
+                    quantize_q8_0(row, out);
+                }
+                Acts::Q8_0(a)
+            }
+            _ => {
+                let per = k / QK_K;
+                let mut a = vec![
+                    Q8K {
+                        d: 0.0,
+                        qs: [0; QK_K],
+                        bsums: [0; QK_K / 16]
+                    };
+                    m * per
+                ];
+                for (row, out) in x.chunks_exact(k).zip(a.chunks_exact_mut(per)) {
+                    quantize_q8k(row, out);
+                }
+                Acts::Q8K(a)
+            }
+        }
+    }
+
+    /// `x · wᵀ` for `m` rows of `x` (row-major, `m × k`), into `m × n`.
+    pub fn forward(&self, x: &[f32], m: usize) -> Vec<f32> {
+        debug_assert_eq!(x.len(), m * self.k);
+        let acts = self.quantize(x, m);
+        let mut out = vec![0f32; m * self.n];
+        let ptr = OutPtr(out.as_mut_ptr());
+        match (&self.w, &acts) {
+            (Blocks::Q4_0(w), Acts::Q8_0(a)) if self.n % 8 == 0 => {
+                // ggml repacks these (rows a multiple of 8) for its 8×8 x86 kernels.
+                self.run_with(w, a, m, ptr, |w, a, _| dots::dot_q4_0(w, a))
+            }
+            (Blocks::Q4_0(w), Acts::Q8_0(a)) => self.run(w, as_blocks_q8_0(a), m, ptr),
+            (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
+                if crate::cpu::features().avx2_fma_f16c() {
+                    let (n, per) = (self.n, self.k / QK8_0);
+                    let work = |tiles: std::ops::Range<usize>| {
+                        let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+                        // SAFETY: the CPU has AVX2, FMA and F16C; the tiles' columns are
+                        // this worker's alone.
+                        unsafe { avx2::tile_q8_0(w, a, per, m, n, cols, ptr) };
+                    };
+                    self.parallel(m, work);
+                } else {
+                    self.run_with(w, a, m, ptr, |w, a, _| dot_q8_0(w, a))
+                }
+            }
+            (Blocks::Q2K(w), Acts::Q8K(a)) => self.run(w, as_blocks_q8k(a), m, ptr),
+            (Blocks::Q3K(w), Acts::Q8K(a)) => self.run(w, as_blocks_q8k(a), m, ptr),
+            (Blocks::Q4K(w), Acts::Q8K(a)) => {
+                // ggml runs rows in fours through its gemm kernel, which rounds per 64
+                // values, and the rest through gemv, which rounds per block.
+                let gemm_rows = m - m % 4;
+                if crate::cpu::features().avx2_fma_f16c() {
+                    // SAFETY: the CPU has AVX2 and FMA.
+                    self.run_with(w, a, m, ptr, |w, a, row| unsafe {
+                        avx2::dot_q4k(w, a, row < gemm_rows)
+                    })
+                } else {
+                    self.run_with(w, a, m, ptr, |w, a, row| dot_q4k(w, a, row < gemm_rows))
+                }
+            }
+            (Blocks::Q5K(w), Acts::Q8K(a)) => {
+                // From eight rows on, ggml takes Q5_K through its tiled kernel.
+                if m >= 8 {
+                    self.run_with(w, a, m, ptr, |w, a, _| dots::dot_q5k_tiled(w, a))
+                } else {
+                    self.run_with(w, a, m, ptr, |w, a, _| dots::dot_q5k(w, a))
+                }
+            }
+            (Blocks::Q6K(w), Acts::Q8K(a)) => {
+                // From eight rows on, ggml takes Q6_K through its tiled kernel.
+                // SAFETY (simd): the CPU has AVX2 and FMA.
+                match (m >= 8, crate::cpu::features().avx2_fma_f16c()) {
+                    (true, true) => {
+                        self.run_with(w, a, m, ptr, |w, a, _| unsafe { avx2::dot_q6k_tiled(w, a) })
+                    }
+                    (true, false) => self.run_with(w, a, m, ptr, |w, a, _| dot_q6k_tiled(w, a)),
+                    (false, true) => {
+                        self.run_with(w, a, m, ptr, |w, a, _| unsafe { avx2::dot_q6k(w, a) })
+                    }
+                    (false, false) => self.run_with(w, a, m, ptr, |w, a, _| dot_q6k(w, a)),
+                }
+            }
+            _ => unreachable!("activations are quantized for the weight's type"),
+        }
+        out
+    }
+
+    fn run<T: GgmlType>(&self, w: &[T], a: &[T::VecDotType], m: usize, out: OutPtr) {
+        let k = self.k;
+        self.run_with(w, a, m, out, |w, a, _| T::vec_dot(k, w, a))
+    }
+
+    /// Runs `dot(weight row, activation row)` over the output, tiled and in parallel.
+    fn run_with<W: Sync, A: Sync>(
+        &self,
+        w: &[W],
+        a: &[A],
+        m: usize,
+        out: OutPtr,
+        dot: impl Fn(&[W], &[A], usize) -> f32 + Sync,
+    ) {
+        let n = self.n;
+        let per = w.len() / n;
+        let job = Tiles {
+            w,
+            a,
+            m,
+            n,
+            per,
+            out,
+            dot: &dot,
+        };
+        let work = |range: std::ops::Range<usize>| job.run(range);
+        self.parallel(m, work);
+    }
+
+    /// Runs `work` over all column tiles, on the thread pool when the product is big.
+    fn parallel(&self, m: usize, work: impl Fn(std::ops::Range<usize>) + Sync) {
+        let tiles = self.n.div_ceil(COLUMN_TILE);
+        if self.n * m * self.k < 1 << 16 {
+            work(0..tiles);
+        } else {
+            candle_core::utils::barrier_pool().execute_chunked(tiles, work);
+        }
+    }
+}
+
+/// One matmul's column tiles, for the workers.
+struct Tiles<'a, W, A, F> {
+    w: &'a [W],
+    a: &'a [A],
+    m: usize,
+    n: usize,
+    per: usize,
+    out: OutPtr,
+    dot: &'a F,
+}
+
+impl<W, A, F: Fn(&[W], &[A], usize) -> f32> Tiles<'_, W, A, F> {
+    #[inline(always)]
+    fn run(&self, tiles: std::ops::Range<usize>) {
+        let (m, n, per) = (self.m, self.n, self.per);
+        for tile in tiles {
+            let cols = tile * COLUMN_TILE..((tile + 1) * COLUMN_TILE).min(n);
+            for row in 0..m {
+                let a = &self.a[row * per..(row + 1) * per];
+                for col in cols.clone() {
+                    let v = (self.dot)(&self.w[col * per..(col + 1) * per], a, row);
+                    // SAFETY: (row, col) lies inside the m × n buffer and belongs to this
+                    // tile only.
+                    unsafe { *self.out.0.add(row * n + col) = v };
+                }
+            }
+        }
+    }
+}

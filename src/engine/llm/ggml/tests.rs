@@ -1,0 +1,192 @@
+//! Tests of the ggml kernels against each other and against plain arithmetic: the
+//! rounding of activations, every weight type's matmul, the AVX2 kernels bit for bit
+//! against the portable ones, softmax, `expf` and GELU.
+
+use super::attention::{softmax_row_impl, v_expf};
+use super::avx2;
+use super::blocks::{quantize_q8_0, quantize_q8k, Q8K, Q8_0};
+use super::dots::{dot_q4k, dot_q6k, dot_q6k_tiled, dot_q8_0};
+use super::matmul::{Acts, Blocks, GgmlMatMul, OutPtr};
+use super::pointwise::gelu;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{Device, Tensor};
+use half::f16;
+
+/// Values in [-2, 2).
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut v = crate::testing::Lcg::new(seed).values(n);
+    v.iter_mut().for_each(|x| *x *= 4.0);
+    v
+}
+
+#[test]
+fn q8_0_rounds_ties_to_even_and_scales_by_127_over_amax() {
+    let mut x = vec![0f32; 32];
+    x[0] = 127.0;
+    x[1] = 2.5;
+    x[2] = -3.5;
+    x[3] = 0.5;
+    let mut out = [Q8_0 {
+        d: f16::ZERO,
+        qs: [0; 32],
+    }];
+    quantize_q8_0(&x, &mut out);
+    assert_eq!(out[0].d.to_f32(), 1.0);
+    assert_eq!(&out[0].qs[..4], &[127, 2, -4, 0]);
+}
+
+#[test]
+fn q8k_scale_follows_the_signed_maximum() {
+    let mut x = random(256, 1);
+    x[7] = -9.0;
+    let mut out = [Q8K {
+        d: 0.0,
+        qs: [0; 256],
+        bsums: [0; 16],
+    }];
+    quantize_q8k(&x, &mut out);
+    // The largest magnitude is negative, so the scale is positive and it maps to -127.
+    assert_eq!(out[0].qs[7], -127);
+    assert!((out[0].d - 9.0 / 127.0).abs() < 1e-7);
+    let s: i16 = out[0].qs[..16].iter().map(|&q| q as i16).sum();
+    assert_eq!(out[0].bsums[0], s);
+}
+
+/// Every supported type against the dequantized weight times the dequantized
+/// activations: the integer products must agree up to float rounding.
+#[test]
+fn matmul_equals_dequantized_product_of_quantized_operands() {
+    let (m, n, k) = (3, 40, 512);
+    let w = Tensor::from_vec(random(n * k, 2), (n, k), &Device::Cpu).unwrap();
+    let x = random(m * k, 3);
+    for dtype in [
+        GgmlDType::Q4_0,
+        GgmlDType::Q8_0,
+        GgmlDType::Q2K,
+        GgmlDType::Q3K,
+        GgmlDType::Q4K,
+        GgmlDType::Q5K,
+        GgmlDType::Q6K,
+    ] {
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+        let got = mm.forward(&x, m);
+        let wd = q
+            .dequantize(&Device::Cpu)
+            .unwrap()
+            .to_vec2::<f32>()
+            .unwrap();
+        // The activations as the kernel sees them.
+        let xq: Vec<f32> = match mm.quantize(&x, m) {
+            Acts::Q8_0(a) => a
+                .iter()
+                .flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d.to_f32()))
+                .collect(),
+            Acts::Q8K(a) => a
+                .iter()
+                .flat_map(|b| b.qs.iter().map(move |&q| q as f32 * b.d))
+                .collect(),
+        };
+        for r in 0..m {
+            for c in 0..n {
+                let want: f64 = (0..k).map(|i| wd[c][i] as f64 * xq[r * k + i] as f64).sum();
+                let g = got[r * n + c] as f64;
+                assert!(
+                    (g - want).abs() <= 1e-3 * want.abs().max(1.0),
+                    "{dtype:?} ({r},{c}): {g} vs {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn v_expf_is_within_two_ulp_of_exp() {
+    for i in -2000..=800 {
+        let x = i as f32 * 0.05;
+        let (a, b) = (v_expf(x), x.exp());
+        assert!(
+            (a - b).abs() <= 2.0 * f32::EPSILON * b.max(f32::MIN_POSITIVE),
+            "{x}: {a} vs {b}"
+        );
+    }
+    assert_eq!(v_expf(f32::NEG_INFINITY), 0.0);
+}
+
+#[test]
+fn softmax_sums_to_one_and_ignores_alignment() {
+    let mut a = vec![0.5f32, -1.0, 2.0, 3.0, -50.0, f32::NEG_INFINITY, 1.0];
+    let mut b = a.clone();
+    softmax_row_impl(&mut a, 0);
+    softmax_row_impl(&mut b, 13);
+    let s: f32 = a.iter().sum();
+    assert!((s - 1.0).abs() < 1e-6);
+    assert_eq!(a[5], 0.0);
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() < 1e-7);
+    }
+}
+
+/// The AVX2 kernels give the portable kernels' results bit for bit.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn simd_kernels_equal_portable_ones_bit_for_bit() {
+    if !crate::cpu::features().avx2_fma_f16c() {
+        eprintln!("skipped: no AVX2/FMA on this CPU");
+        return;
+    }
+    let (n, k) = (8, 1024);
+    let w = Tensor::from_vec(random(n * k, 7), (n, k), &Device::Cpu).unwrap();
+    let x = random(k, 8);
+    // The Q8_0 tile kernel over a 5 × 7 product (4-row and 1-row blocks, a lone
+    // column) against the portable dot product.
+    let q = QTensor::quantize(&w, GgmlDType::Q8_0).unwrap();
+    let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+    let xs = random(5 * k, 9);
+    if let (Blocks::Q8_0(wb), Acts::Q8_0(a)) = (&mm.w, mm.quantize(&xs, 5)) {
+        let per = k / 32;
+        let mut out = vec![0f32; 5 * 7];
+        unsafe { avx2::tile_q8_0(wb, &a, per, 5, 7, 0..7, OutPtr(out.as_mut_ptr())) };
+        for r in 0..5 {
+            for c in 0..7 {
+                let want = dot_q8_0(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
+                assert_eq!(out[r * 7 + c].to_bits(), want.to_bits(), "Q8_0 ({r},{c})");
+            }
+        }
+    }
+    for dtype in [GgmlDType::Q4K, GgmlDType::Q6K] {
+        let q = QTensor::quantize(&w, dtype).unwrap();
+        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+        let acts = mm.quantize(&x, 1);
+        for col in 0..n {
+            let (fast, slow): (Vec<f32>, Vec<f32>) = match (&mm.w, &acts) {
+                (Blocks::Q4K(w), Acts::Q8K(a)) => {
+                    let r = &w[col * k / 256..(col + 1) * k / 256];
+                    let f = unsafe { vec![avx2::dot_q4k(r, a, false), avx2::dot_q4k(r, a, true)] };
+                    (f, vec![dot_q4k(r, a, false), dot_q4k(r, a, true)])
+                }
+                (Blocks::Q6K(w), Acts::Q8K(a)) => {
+                    let r = &w[col * k / 256..(col + 1) * k / 256];
+                    let f = unsafe { vec![avx2::dot_q6k(r, a), avx2::dot_q6k_tiled(r, a)] };
+                    (f, vec![dot_q6k(r, a), dot_q6k_tiled(r, a)])
+                }
+                _ => unreachable!(),
+            };
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&slow), "{dtype:?} column {col}");
+        }
+    }
+}
+
+#[test]
+fn gelu_table_matches_the_formula_at_f16_precision() {
+    for &x in &[-12.0f32, -3.0, -0.5, 0.0, 0.3, 1.0, 2.5, 9.9, 11.0] {
+        let exact = 0.5 * x * (1.0 + (0.797_884_6 * x * (1.0 + 0.044_715 * x * x)).tanh());
+        assert!(
+            (gelu(x) - exact).abs() <= 0.01 * exact.abs().max(0.01),
+            "{x}"
+        );
+    }
+    assert_eq!(gelu(-10.5), 0.0);
+    assert_eq!(gelu(10.5), 10.5);
+}
