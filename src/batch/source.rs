@@ -111,8 +111,7 @@ pub fn reason(err: &Error) -> String {
     }
 }
 
-// `batch/task.rs` imports `human_size` from here; its new home is `crate::util`.
-pub use crate::util::human_size;
+use crate::util::human_size;
 
 fn too_large(size: u64, limit: u64, what: &str) -> String {
     format!(

@@ -7,7 +7,8 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
-use super::source::{human_size, Document};
+use super::source::Document;
+use crate::util::{hex, human_size};
 use crate::article::Lang;
 use crate::engine::{Summarizer, SummaryOptions, TextWriter, Translator};
 use crate::output::{self, Format};
@@ -73,10 +74,7 @@ pub fn fingerprint(parts: &[(&str, String)]) -> String {
         h.update(v.as_bytes());
         h.update(b"\n");
     }
-    h.finalize()[..8]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&h.finalize()[..8])
 }
 
 /// File extension of a format.

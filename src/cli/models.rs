@@ -10,6 +10,7 @@ use crate::engine::load::{self, LoadOptions, Loaded, WeightFormat};
 use crate::engine::t5::T5Summarizer;
 use crate::hub::download::{self, FetchOptions, ModelFiles};
 use crate::hub::registry::{Architecture, DefaultRole, ModelEntry, Registry};
+use crate::util::human_size;
 use crate::{Error, Result};
 
 /// Arguments of `svodka models`.
@@ -148,22 +149,6 @@ pub fn run(global: &GlobalArgs, args: ModelsArgs) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Ok)
-}
-
-/// A size in binary units.
-fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 fn arch_name(a: Architecture) -> &'static str {
@@ -416,16 +401,4 @@ fn render_info(v: &serde_json::Value) -> String {
         }
     }
     out.trim_end().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_read_naturally() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(253_113_024), "241.4 MiB");
-    }
 }
