@@ -14,6 +14,7 @@ pub mod error;
 pub mod hub;
 pub mod output;
 pub mod pipeline;
+pub mod server;
 pub mod tokenizer;
 pub mod util;
 

@@ -6,6 +6,7 @@
 mod batch;
 mod models;
 mod segment;
+mod serve;
 mod summarize;
 mod translate;
 
@@ -146,6 +147,9 @@ pub enum Command {
     Batch(batch::BatchArgs),
     /// List, download, inspect and remove models.
     Models(models::ModelsArgs),
+    /// Serve translation and summaries over HTTP: LibreTranslate's API, a JSON API and
+    /// a web page.
+    Serve(serve::ServeArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell to complete for.
@@ -230,6 +234,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Segment(args) => segment::run(&cli.global, args),
         Command::Batch(args) => batch::run(&cli.global, args),
         Command::Models(args) => models::run(&cli.global, args),
+        Command::Serve(args) => serve::run(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = std::io::stdout().lock();
