@@ -273,7 +273,7 @@ impl Translator for MarianTranslator {
                         .decode_target(&h.tokens, true)?
                         .trim()
                         .to_string(),
-                    score: h.score,
+                    score: Some(h.score),
                     tokens: h.tokens.len(),
                     cut: !h.ended,
                 })
@@ -285,7 +285,7 @@ impl Translator for MarianTranslator {
 /// A [`TextWriter`] (the GGUF LLM engine) asked to translate one segment per request.
 ///
 /// Decode options other than the length limit do not apply: the writer's own generation
-/// settings (in `opts.generation`) do. It has no model score: `score` is NaN, which
+/// settings (in `opts.generation`) do. It has no model score: `score` is `None`, which
 /// JSON output shows as `null`.
 pub struct LlmTranslator<W: TextWriter> {
     writer: W,
@@ -363,7 +363,7 @@ impl<W: TextWriter> Translator for LlmTranslator<W> {
                 let written = self.writer.write(&req, &mut |_| {})?;
                 Ok(Translation {
                     text: written.text.trim().to_string(),
-                    score: f32::NAN,
+                    score: None,
                     tokens: written.tokens_out,
                     cut: written.looped,
                 })
@@ -415,7 +415,7 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].text, "ПРИВЕТ");
-        assert!(out[1].score.is_nan());
+        assert_eq!(out[1].score, None);
     }
 
     #[test]
@@ -478,7 +478,9 @@ mod tests {
                 .unwrap();
             assert_eq!(alone[0].text, mixed[1].text);
             assert_eq!(alone[0].tokens, mixed[1].tokens);
-            assert_eq!(alone[0].score.to_bits(), mixed[1].score.to_bits());
+            let bits = |t: &Translation| t.score.map(f32::to_bits);
+            assert!(bits(&alone[0]).is_some());
+            assert_eq!(bits(&alone[0]), bits(&mixed[1]));
         }
     }
 
