@@ -8,13 +8,13 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use sha2::{Digest, Sha256};
 
 use super::source::Document;
-use crate::util::{hex, human_size};
 use crate::article::Lang;
 use crate::engine::{Summarizer, SummaryOptions, TextWriter, Translator};
 use crate::output::{self, Format};
 use crate::pipeline;
 use crate::pipeline::summarize::AbstractiveRun;
 use crate::pipeline::translate::{translate_plans, Plan, TranslateOptions, TranslationReport};
+use crate::util::{hex, human_size};
 use crate::{Error, Result};
 
 /// Who made an output and with what settings: what the manifest records and resuming
