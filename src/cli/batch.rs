@@ -4,6 +4,8 @@
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
@@ -192,8 +194,13 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?}: size must be above zero and fit in 64 bits"))
 }
 
-/// Runs `svodka batch`.
-pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
+/// Runs `svodka batch`; `watch_ctrl_c` (see [`super::run`]) is called once the models
+/// are loaded, when the folder's documents are about to be processed.
+pub fn run(
+    global: &GlobalArgs,
+    args: BatchArgs,
+    watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>,
+) -> anyhow::Result<Outcome> {
     if !args.merge_manifests.is_empty() {
         return merge(global, &args);
     }
@@ -231,6 +238,7 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         digest: args.digest,
         progress: !global.quiet,
         summary_line: !global.quiet,
+        stop: watch_ctrl_c(),
     };
     let summary = batch::run(&config, &tasks)?;
     Ok(if summary.is_partial() {

@@ -11,6 +11,8 @@ mod translate;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -217,7 +219,13 @@ pub enum Outcome {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+///
+/// `watch_ctrl_c` is the binary's: called by `svodka batch` (over a folder) just before
+/// it starts on the documents, it installs the process's Ctrl-C handler and returns
+/// the flag the handler sets, which the run reads to stop after the documents in hand.
+/// The other commands never call it, so Ctrl-C keeps its default meaning for them, or
+/// theirs when they handle the signal themselves.
+pub fn run(cli: Cli, watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     check_device(cli.global.device)?;
     if let Some(n) = cli.global.threads {
         // candle sizes its thread pools from this variable when they are first used,
@@ -228,7 +236,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
         Command::Summarize(args) => summarize::run(&cli.global, args),
         Command::Translate(args) => translate::run(&cli.global, args),
         Command::Segment(args) => segment::run(&cli.global, args),
-        Command::Batch(args) => batch::run(&cli.global, args),
+        Command::Batch(args) => batch::run(&cli.global, args, watch_ctrl_c),
         Command::Models(args) => models::run(&cli.global, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
