@@ -228,9 +228,7 @@ pub enum Outcome {
 pub fn run(cli: Cli, watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     check_device(cli.global.device)?;
     if let Some(n) = cli.global.threads {
-        // candle sizes its thread pools from this variable when they are first used,
-        // which is after this point.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        use_threads(n as usize)?;
     }
     match cli.command {
         Command::Summarize(args) => summarize::run(&cli.global, args),
@@ -246,6 +244,25 @@ pub fn run(cli: Cli, watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>) -> anyhow::
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// Makes model computation use `n` CPU threads (`--threads`), before any is started.
+///
+/// svodka's own kernels and candle's CPU operations, its matrix products included, run
+/// on rayon's global pool, which is built here with `n` threads. candle 0.11.1 has one
+/// more pool, the barrier pool behind its quantized matrix products and the GGUF LLM's
+/// kernels, and no API to size it: it reads `CANDLE_NUM_THREADS` (else
+/// `RAYON_NUM_THREADS`) when the pool is first used, after this point. So that
+/// variable, candle's own, is still set here, while no other thread runs. candle's
+/// `get_num_threads` (`RAYON_NUM_THREADS` on every call, else the physical cores) is
+/// left alone: it only says into how many pieces a matrix product is cut, and the pieces
+/// run on the global pool, `n` at a time.
+fn use_threads(n: usize) -> Result<()> {
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| Error::Unsupported(format!("--threads {n}: {e}")))
 }
 
 /// Refuses a device this build cannot use, before any work starts.
