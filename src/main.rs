@@ -1,6 +1,8 @@
 //! The `svodka` binary: parse → run → exit code.
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
 use svodka::cli::{self, Cli, Outcome};
@@ -22,7 +24,7 @@ fn main() -> ExitCode {
             };
         }
     };
-    match cli::run(cli) {
+    match cli::run(cli, watch_ctrl_c) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Partial) => ExitCode::from(1),
         // A reader that went away (`svodka ... | head -1`) is not an error.
@@ -32,6 +34,25 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Installs the Ctrl-C handler of `svodka batch` and returns the flag it sets. Once:
+/// the run stops after the documents in hand (and exits 1, saying how to resume).
+/// Twice: quit at once, which is safe too, since outputs are renamed into place whole
+/// and temporary files are cleared by the next run.
+fn watch_ctrl_c() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&stop);
+    // Where Ctrl-C cannot be caught, its default (quit at once) is still safe, so a
+    // failure here is not worth failing the run for.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            eprintln!("\nsvodka: stopped at once; run the same command again to resume");
+            std::process::exit(130);
+        }
+        eprintln!("\nsvodka: stopping after the current documents (Ctrl-C again to quit at once)");
+    });
+    stop
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -100,7 +100,7 @@ impl crate::engine::Translator for Upper {
                 }
                 crate::engine::Translation {
                     text,
-                    score: -0.5,
+                    score: Some(-0.5),
                     tokens: 3,
                     cut: false,
                 }

@@ -417,6 +417,48 @@ fn out_inside_input_and_translation_without_to_are_refused_before_any_work() {
     }
 }
 
+/// `--task both` checks the translation model against the language pair before any
+/// model is loaded: a wrong pair is named, not the summary model that was never opened.
+#[test]
+fn a_wrong_translation_pair_fails_before_the_summarizer_loads() {
+    let tmp = TempDir::new().unwrap();
+    let input = tmp.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(input.join("a.txt"), "Привет.").unwrap();
+    let out = tmp.path().join("out");
+    let missing = tmp.path().join("nonexistent.gguf");
+    let o = svodka()
+        .env("HF_HOME", tmp.path().join("hf"))
+        .env_remove("SVODKA_REGISTRY")
+        .args([
+            "--offline",
+            "batch",
+            s(&input),
+            "--out",
+            s(&out),
+            "--task",
+            "both",
+            "--to",
+            "en",
+            "-m",
+            "opus-mt-en-ru",
+            "--engine",
+            "llm",
+            "--summary-model",
+            s(&missing),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(code(&o), Some(2), "{err}");
+    assert!(
+        err.contains("model opus-mt-en-ru translates en-ru, not ru-en"),
+        "{err}"
+    );
+    assert!(!err.contains("nonexistent"), "{err}");
+    assert!(!out.exists());
+}
+
 /// A tiny random Marian model with the SentencePiece fixture pair (tests/common).
 fn marian_dir() -> TempDir {
     common::tiny_marian_dir("base")

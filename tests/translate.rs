@@ -446,3 +446,24 @@ fn dtype_int8_translates_and_is_reported() {
     let o = translate(&[f, "--to", "ru", "--dtype", "int4"], None);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn threads_one_gives_the_same_translation() {
+    let tmp = TempDir::new().unwrap();
+    let file = write(tmp.path(), "a.txt", ENGLISH);
+    let f = file.to_str().unwrap();
+    let model = model_dir("base");
+    let m = model.path().to_str().unwrap();
+    for dtype in ["f32", "int8"] {
+        let run = |threads: &[&str]| {
+            let mut args = vec![f, "--to", "ru", "--model", m, "--dtype", dtype];
+            args.extend_from_slice(&["--format", "json"]);
+            args.extend_from_slice(threads);
+            json(&translate(&args, None))["segments"].clone()
+        };
+        let one = run(&["--threads", "1"]);
+        assert!(!one.as_array().unwrap().is_empty(), "{dtype}");
+        assert_eq!(one, run(&["--threads", "2"]), "{dtype}");
+        assert_eq!(one, run(&[]), "{dtype}");
+    }
+}

@@ -23,6 +23,8 @@ pub mod stream;
 pub mod task;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use discover::{DiscoverOptions, Shard};
@@ -64,6 +66,10 @@ pub struct Config {
     pub progress: bool,
     /// Print the summary line at the end.
     pub summary_line: bool,
+    /// Set by the caller (on Ctrl-C, in the binary) to stop the run: workers finish the
+    /// documents in hand and take no other, and the summary says `interrupted`. The run
+    /// only reads it.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// What a run did.

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Mutex;
 use std::time::Instant;
 
 use super::discover::{self, Source};
@@ -15,33 +15,6 @@ use super::source::{self, Document, Loaded, RawDoc, Unreadable};
 use super::task::{Task, TaskInfo, TaskOutput};
 use super::{digest, files, manifest_name, temp_prefix, Config, RunSummary};
 use crate::{Error, Result};
-
-/// Set by Ctrl-C: workers finish the document in hand and take no other.
-static STOP: AtomicBool = AtomicBool::new(false);
-
-fn stop_requested() -> bool {
-    STOP.load(Ordering::SeqCst)
-}
-
-/// Ctrl-C once: stop after the current documents. Twice: quit at once, which is safe
-/// too, since outputs are renamed into place whole and temporary files are cleared by
-/// the next run.
-fn install_interrupt_handler() {
-    static INSTALL: Once = Once::new();
-    INSTALL.call_once(|| {
-        // When the host program already handles Ctrl-C, the default stop (at once) is
-        // still safe, so a failure here is not worth failing the run for.
-        let _ = ctrlc::set_handler(|| {
-            if STOP.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsvodka: stopped at once; run the same command again to resume");
-                std::process::exit(130);
-            }
-            eprintln!(
-                "\nsvodka: stopping after the current documents (Ctrl-C again to quit at once)"
-            );
-        });
-    });
-}
 
 /// State the workers share.
 struct Shared<'a> {
@@ -124,8 +97,6 @@ pub fn run(config: &Config, tasks: &[&dyn Task]) -> Result<RunSummary> {
             out.display()
         );
     }
-    STOP.store(false, Ordering::SeqCst);
-    install_interrupt_handler();
     let shared = Shared {
         config,
         out: &out,
@@ -212,6 +183,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Whether workers should take no more documents: the caller asked (Ctrl-C), or the
+/// run cannot go on. The documents in hand are finished either way.
+fn stop_requested(sh: &Shared) -> bool {
+    sh.config.stop.load(Ordering::SeqCst) || lock(&sh.fatal).is_some()
+}
+
 fn worker(sh: &Shared) {
     let group_size = sh
         .tasks
@@ -222,7 +199,7 @@ fn worker(sh: &Shared) {
         .max(1);
     let mut feed = Feed { sh, current: None };
     loop {
-        if stop_requested() || lock(&sh.fatal).is_some() {
+        if stop_requested(sh) {
             if feed.has_more() {
                 sh.cut_short.store(true, Ordering::SeqCst);
             }
@@ -233,7 +210,6 @@ fn worker(sh: &Shared) {
             return;
         }
         if let Err(e) = process_group(sh, group) {
-            STOP.store(true, Ordering::SeqCst);
             lock(&sh.fatal).get_or_insert(e);
             return;
         }
@@ -264,7 +240,7 @@ impl Iterator for Feed<'_> {
                 return Some(doc);
             }
             self.current = None;
-            if stop_requested() {
+            if stop_requested(self.sh) {
                 return None;
             }
             let i = self.sh.next.fetch_add(1, Ordering::SeqCst);
@@ -535,6 +511,7 @@ fn write_output(
 mod tests {
     use super::*;
     use crate::batch::{DiscoverOptions, LoadOptions};
+    use std::sync::Arc;
 
     /// Writes each article's first paragraph; records how documents were batched.
     struct Echo {
@@ -599,6 +576,7 @@ mod tests {
             digest: true,
             progress: false,
             summary_line: false,
+            stop: Arc::default(),
         }
     }
 
@@ -662,6 +640,29 @@ mod tests {
         assert_eq!((summary.done, summary.failed), (1, 1));
         let manifest = std::fs::read_to_string(out.join("manifest.jsonl")).unwrap();
         assert!(manifest.contains("internal error, please report it as a bug: engine bug"));
+    }
+
+    #[test]
+    fn a_stop_request_leaves_the_documents_not_started_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in");
+        std::fs::create_dir_all(&input).unwrap();
+        for name in ["a", "b"] {
+            std::fs::write(input.join(format!("{name}.txt")), "Title\n\nSome text.\n").unwrap();
+        }
+        let out = dir.path().join("out");
+        let stopped = Config {
+            stop: Arc::new(AtomicBool::new(true)),
+            ..config(&input, &out)
+        };
+        let first = run(&stopped, &[&echo(1)]).unwrap();
+        assert!(first.interrupted && first.is_partial());
+        assert_eq!((first.done, first.failed), (0, 0));
+        // The run only reads the flag: it is the caller's to clear.
+        assert!(stopped.stop.load(Ordering::SeqCst));
+        let second = run(&config(&input, &out), &[&echo(1)]).unwrap();
+        assert!(!second.interrupted);
+        assert_eq!(second.done, 2);
     }
 
     #[test]

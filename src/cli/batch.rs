@@ -4,11 +4,13 @@
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::summarize::SummaryEngine;
-use super::translate::{load_marian, DtypeArg};
+use super::translate::{check_marian, DtypeArg, MarianChoice};
 use super::{GlobalArgs, LangArg, Outcome};
 use crate::article::Lang;
 use crate::batch::stream::{self, StreamConfig, StreamTasks};
@@ -18,7 +20,6 @@ use crate::batch::{
 };
 use crate::engine::extractive::Extractive;
 use crate::engine::{Summarizer, SummaryOptions};
-use crate::hub::download;
 use crate::hub::registry::DefaultRole;
 use crate::output::Format;
 use crate::pipeline::translate::{default_decode, TranslateOptions};
@@ -193,8 +194,13 @@ pub(super) fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{s:?}: size must be above zero and fit in 64 bits"))
 }
 
-/// Runs `svodka batch`.
-pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
+/// Runs `svodka batch`; `watch_ctrl_c` (see [`super::run`]) is called once the models
+/// are loaded, when the folder's documents are about to be processed.
+pub fn run(
+    global: &GlobalArgs,
+    args: BatchArgs,
+    watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>,
+) -> anyhow::Result<Outcome> {
     if !args.merge_manifests.is_empty() {
         return merge(global, &args);
     }
@@ -205,7 +211,8 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         return Err(Error::Unsupported("give a DIR to process and --out OUT_DIR".into()).into());
     };
     let jobs = jobs(&args);
-    let (summarize, translate) = tasks(global, &args, jobs, global.format.into())?;
+    let (summarize, translate) =
+        Settings::check(global, &args)?.load(global, jobs, global.format.into())?;
     let mut tasks: Vec<&dyn Task> = Vec::new();
     if let Some(t) = &summarize {
         tasks.push(t);
@@ -231,6 +238,7 @@ pub fn run(global: &GlobalArgs, args: BatchArgs) -> anyhow::Result<Outcome> {
         digest: args.digest,
         progress: !global.quiet,
         summary_line: !global.quiet,
+        stop: watch_ctrl_c(),
     };
     let summary = batch::run(&config, &tasks)?;
     Ok(if summary.is_partial() {
@@ -248,40 +256,6 @@ fn jobs(args: &BatchArgs) -> usize {
     }
 }
 
-/// The summary and translation tasks the flags ask for, models loaded, their outputs
-/// rendered in `format`. Flags are checked before a model is loaded.
-fn tasks(
-    global: &GlobalArgs,
-    args: &BatchArgs,
-    jobs: usize,
-    format: Format,
-) -> Result<(Option<SummarizeTask>, Option<TranslateTask>)> {
-    if args.task == BatchTask::Summarize && args.model.is_some() {
-        return Err(Error::Unsupported(
-            "--model names the translation model: add --task translate or both".into(),
-        ));
-    }
-    let to = match (args.task, args.to) {
-        (BatchTask::Summarize, _) => None,
-        (_, Some(to)) => Some(Lang::from(to)),
-        (_, None) => {
-            return Err(Error::Unsupported(format!(
-                "--task {} needs --to ru or --to en",
-                format!("{:?}", args.task).to_lowercase()
-            )))
-        }
-    };
-    let summarize = match args.task {
-        BatchTask::Translate => None,
-        _ => Some(summarize_task(global, args, jobs, format)?),
-    };
-    let translate = match to {
-        Some(to) => Some(translate_task(global, args, to, format)?),
-        None => None,
-    };
-    Ok((summarize, translate))
-}
-
 /// `svodka batch --jsonl FILE|-`: records in, one JSON result per record and task out.
 fn run_stream(global: &GlobalArgs, args: &BatchArgs, input: &Path) -> anyhow::Result<Outcome> {
     let reader: Box<dyn Read + Send> = if input.as_os_str() == "-" {
@@ -297,7 +271,7 @@ fn run_stream(global: &GlobalArgs, args: &BatchArgs, input: &Path) -> anyhow::Re
     };
     let jobs = jobs(args);
     // Results carry the CLI's JSON output, whatever --format says.
-    let (summarize, translate) = tasks(global, args, jobs, Format::Json)?;
+    let (summarize, translate) = Settings::check(global, args)?.load(global, jobs, Format::Json)?;
     let config = StreamConfig {
         max_size: args.max_size,
         jobs,
@@ -316,118 +290,214 @@ fn run_stream(global: &GlobalArgs, args: &BatchArgs, input: &Path) -> anyhow::Re
     })
 }
 
-/// The summaries: extractive with one engine per worker, or one neural model loaded once.
-fn summarize_task(
-    global: &GlobalArgs,
-    args: &BatchArgs,
-    jobs: usize,
-    format: Format,
-) -> Result<SummarizeTask> {
-    let (engines, model, revision) = summarizers(global, args, jobs)?;
-    SummarizeTask::new(SummarizeSpec {
-        engines,
-        model,
-        revision,
-        opts: SummaryOptions {
-            sentences: args.sentences as usize,
-            words: args.words.map(|w| w as usize),
-            lang: args.lang.map(Into::into),
-            ..SummaryOptions::default()
-        },
-        format,
-        // Neural engines map-reduce long articles; ranking is quadratic in sentences.
-        max_text: (args.engine == SummaryEngine::Extractive).then_some(batch::EXTRACTIVE_MAX_TEXT),
-    })
+/// The task flags checked (ripgrep's low-level arguments made high-level): every flag
+/// combination, model name, registry entry, device and number format that can be
+/// refused without loading a model has been, so that `--task both` with a wrong
+/// translation model fails before the summarizer has spent minutes loading.
+/// [`Settings::load`] then loads the models.
+struct Settings {
+    summarize: Option<SummarizeSettings>,
+    translate: Option<TranslateSettings>,
 }
 
-/// Loads the Marian model once, for the direction into `to`.
-fn translate_task(
-    global: &GlobalArgs,
-    args: &BatchArgs,
-    to: Lang,
-    format: Format,
-) -> Result<TranslateTask> {
-    let from = match to {
-        Lang::Ru => Lang::En,
-        Lang::En => Lang::Ru,
-    };
-    let spec = super::models::model_or_default(
-        global,
-        args.model.as_deref(),
-        DefaultRole::Marian(from, to),
-    )?;
-    let translator = load_marian(global, &spec, from, to, args.dtype)?;
-    // Resolved again (from the cache, no download) for the revision the manifest keeps.
-    let reg = super::models::registry(global)?;
-    let revision = download::resolve(&spec, &reg, &super::models::fetch_options(global))
-        .ok()
-        .and_then(|f| f.revision);
-    Ok(TranslateTask::new(TranslateSpec {
-        translator: Box::new(translator),
-        model: Some(spec),
-        revision,
-        opts: TranslateOptions {
-            to,
-            decode: default_decode(args.beam as usize),
-            retry: !args.no_retry,
-            ..TranslateOptions::default()
-        },
-        format,
-        batch_docs: args.batch_docs as usize,
-    }))
+/// The summarizer to load and what it is asked for.
+struct SummarizeSettings {
+    engine: SummaryChoice,
+    opts: SummaryOptions,
 }
 
-/// The summarizer engines with the model id and revision the manifest keeps: one
-/// extractive ranker per worker (cheap, sharing nothing), or one neural model that uses
-/// every core by itself.
-fn summarizers(
-    global: &GlobalArgs,
-    args: &BatchArgs,
-    jobs: usize,
-) -> Result<(SummaryEngines, Option<String>, Option<String>)> {
-    match args.engine {
-        SummaryEngine::Extractive => {
-            if args.summary_model.is_some() {
-                return Err(Error::Unsupported(
-                    "--summary-model has no meaning for --engine extractive, which needs no model"
-                        .into(),
-                ));
+/// A summarizer engine with its model: as given, else the registry's default.
+enum SummaryChoice {
+    Extractive,
+    Llm { model: String, context: usize },
+    T5 { model: String },
+}
+
+/// The translator to load, checked for its direction, and how it translates.
+struct TranslateSettings {
+    marian: MarianChoice,
+    opts: TranslateOptions,
+    batch_docs: usize,
+}
+
+impl Settings {
+    /// Checks the task flags; loads nothing.
+    fn check(global: &GlobalArgs, args: &BatchArgs) -> Result<Settings> {
+        if args.task == BatchTask::Summarize && args.model.is_some() {
+            return Err(Error::Unsupported(
+                "--model names the translation model: add --task translate or both".into(),
+            ));
+        }
+        let to = match (args.task, args.to) {
+            (BatchTask::Summarize, _) => None,
+            (_, Some(to)) => Some(Lang::from(to)),
+            (_, None) => {
+                return Err(Error::Unsupported(format!(
+                    "--task {} needs --to ru or --to en",
+                    format!("{:?}", args.task).to_lowercase()
+                )))
             }
-            let all = (0..jobs)
-                .map(|_| Box::new(Extractive) as Box<dyn Summarizer + Send>)
-                .collect();
-            Ok((
-                SummaryEngines::Rankers(all),
-                None,
-                Some(env!("CARGO_PKG_VERSION").to_string()),
-            ))
+        };
+        let summarize = match args.task {
+            BatchTask::Translate => None,
+            _ => Some(SummarizeSettings::check(global, args)?),
+        };
+        let translate = match to {
+            Some(to) => Some(TranslateSettings::check(global, args, to)?),
+            None => None,
+        };
+        Ok(Settings {
+            summarize,
+            translate,
+        })
+    }
+
+    /// Loads the models into the tasks, their outputs rendered in `format`.
+    fn load(
+        self,
+        global: &GlobalArgs,
+        jobs: usize,
+        format: Format,
+    ) -> Result<(Option<SummarizeTask>, Option<TranslateTask>)> {
+        let summarize = match self.summarize {
+            Some(s) => Some(s.load(global, jobs, format)?),
+            None => None,
+        };
+        let translate = match self.translate {
+            Some(t) => Some(t.load(global, format)?),
+            None => None,
+        };
+        Ok((summarize, translate))
+    }
+}
+
+impl SummarizeSettings {
+    fn check(global: &GlobalArgs, args: &BatchArgs) -> Result<SummarizeSettings> {
+        let model =
+            |role| super::models::model_or_default(global, args.summary_model.as_deref(), role);
+        let engine = match args.engine {
+            SummaryEngine::Extractive => {
+                if args.summary_model.is_some() {
+                    return Err(Error::Unsupported(
+                        "--summary-model has no meaning for --engine extractive, which needs no model"
+                            .into(),
+                    ));
+                }
+                SummaryChoice::Extractive
+            }
+            SummaryEngine::Llm => SummaryChoice::Llm {
+                model: model(DefaultRole::Llm)?,
+                context: args.context as usize,
+            },
+            SummaryEngine::T5 => SummaryChoice::T5 {
+                model: model(DefaultRole::T5)?,
+            },
+        };
+        Ok(SummarizeSettings {
+            engine,
+            opts: SummaryOptions {
+                sentences: args.sentences as usize,
+                words: args.words.map(|w| w as usize),
+                lang: args.lang.map(Into::into),
+                ..SummaryOptions::default()
+            },
+        })
+    }
+
+    /// The summaries: extractive with one engine per worker, or one neural model loaded
+    /// once.
+    fn load(self, global: &GlobalArgs, jobs: usize, format: Format) -> Result<SummarizeTask> {
+        // Neural engines map-reduce long articles; ranking is quadratic in sentences.
+        let max_text =
+            matches!(self.engine, SummaryChoice::Extractive).then_some(batch::EXTRACTIVE_MAX_TEXT);
+        let (engines, model, revision) = self.engine.load(global, jobs)?;
+        SummarizeTask::new(SummarizeSpec {
+            engines,
+            model,
+            revision,
+            opts: self.opts,
+            format,
+            max_text,
+        })
+    }
+}
+
+impl SummaryChoice {
+    /// The engines with the model id and revision the manifest keeps: one extractive
+    /// ranker per worker (cheap, sharing nothing), or one neural model that uses every
+    /// core by itself.
+    fn load(
+        &self,
+        global: &GlobalArgs,
+        jobs: usize,
+    ) -> Result<(SummaryEngines, Option<String>, Option<String>)> {
+        match self {
+            SummaryChoice::Extractive => {
+                let all = (0..jobs)
+                    .map(|_| Box::new(Extractive) as Box<dyn Summarizer + Send>)
+                    .collect();
+                Ok((
+                    SummaryEngines::Rankers(all),
+                    None,
+                    Some(env!("CARGO_PKG_VERSION").to_string()),
+                ))
+            }
+            SummaryChoice::Llm { model, context } => {
+                let l = super::models::load_llm(global, model, *context)?;
+                Ok((
+                    SummaryEngines::Writer(Box::new(l.engine)),
+                    Some(l.name),
+                    l.revision,
+                ))
+            }
+            SummaryChoice::T5 { model } => {
+                let l = super::models::load_t5(global, model)?;
+                Ok((
+                    SummaryEngines::Writer(Box::new(l.engine)),
+                    Some(l.name),
+                    l.revision,
+                ))
+            }
         }
-        SummaryEngine::Llm => {
-            let spec = super::models::model_or_default(
-                global,
-                args.summary_model.as_deref(),
-                DefaultRole::Llm,
-            )?;
-            let l = super::models::load_llm(global, &spec, args.context as usize)?;
-            Ok((
-                SummaryEngines::Writer(Box::new(l.engine)),
-                Some(l.name),
-                l.revision,
-            ))
-        }
-        SummaryEngine::T5 => {
-            let spec = super::models::model_or_default(
-                global,
-                args.summary_model.as_deref(),
-                DefaultRole::T5,
-            )?;
-            let l = super::models::load_t5(global, &spec)?;
-            Ok((
-                SummaryEngines::Writer(Box::new(l.engine)),
-                Some(l.name),
-                l.revision,
-            ))
-        }
+    }
+}
+
+impl TranslateSettings {
+    /// Checks the translation model for the direction into `to`: its registry entry must
+    /// translate that pair, and its number format run on the device.
+    fn check(global: &GlobalArgs, args: &BatchArgs, to: Lang) -> Result<TranslateSettings> {
+        let from = match to {
+            Lang::Ru => Lang::En,
+            Lang::En => Lang::Ru,
+        };
+        let spec = super::models::model_or_default(
+            global,
+            args.model.as_deref(),
+            DefaultRole::Marian(from, to),
+        )?;
+        Ok(TranslateSettings {
+            marian: check_marian(global, &spec, from, to, args.dtype)?,
+            opts: TranslateOptions {
+                to,
+                decode: default_decode(args.beam as usize),
+                retry: !args.no_retry,
+                ..TranslateOptions::default()
+            },
+            batch_docs: args.batch_docs as usize,
+        })
+    }
+
+    /// Loads the Marian model once.
+    fn load(self, global: &GlobalArgs, format: Format) -> Result<TranslateTask> {
+        let l = self.marian.load(global)?;
+        Ok(TranslateTask::new(TranslateSpec {
+            translator: Box::new(l.engine),
+            model: Some(l.name),
+            revision: l.revision,
+            opts: self.opts,
+            format,
+            batch_docs: self.batch_docs,
+        }))
     }
 }
 

@@ -12,6 +12,8 @@ mod translate;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -221,18 +223,22 @@ pub enum Outcome {
 }
 
 /// Runs a parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
+///
+/// `watch_ctrl_c` is the binary's: called by `svodka batch` (over a folder) just before
+/// it starts on the documents, it installs the process's Ctrl-C handler and returns
+/// the flag the handler sets, which the run reads to stop after the documents in hand.
+/// The other commands never call it, so Ctrl-C keeps its default meaning for them, or
+/// theirs when they handle the signal themselves.
+pub fn run(cli: Cli, watch_ctrl_c: impl FnOnce() -> Arc<AtomicBool>) -> anyhow::Result<Outcome> {
     check_device(cli.global.device)?;
     if let Some(n) = cli.global.threads {
-        // candle sizes its thread pools from this variable when they are first used,
-        // which is after this point.
-        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+        use_threads(n as usize)?;
     }
     match cli.command {
         Command::Summarize(args) => summarize::run(&cli.global, args),
         Command::Translate(args) => translate::run(&cli.global, args),
         Command::Segment(args) => segment::run(&cli.global, args),
-        Command::Batch(args) => batch::run(&cli.global, args),
+        Command::Batch(args) => batch::run(&cli.global, args, watch_ctrl_c),
         Command::Models(args) => models::run(&cli.global, args),
         Command::Serve(args) => serve::run(&cli.global, args),
         Command::Completions { shell } => {
@@ -243,6 +249,25 @@ pub fn run(cli: Cli) -> anyhow::Result<Outcome> {
             Ok(Outcome::Ok)
         }
     }
+}
+
+/// Makes model computation use `n` CPU threads (`--threads`), before any is started.
+///
+/// svodka's own kernels and candle's CPU operations, its matrix products included, run
+/// on rayon's global pool, which is built here with `n` threads. candle 0.11.1 has one
+/// more pool, the barrier pool behind its quantized matrix products and the GGUF LLM's
+/// kernels, and no API to size it: it reads `CANDLE_NUM_THREADS` (else
+/// `RAYON_NUM_THREADS`) when the pool is first used, after this point. So that
+/// variable, candle's own, is still set here, while no other thread runs. candle's
+/// `get_num_threads` (`RAYON_NUM_THREADS` on every call, else the physical cores) is
+/// left alone: it only says into how many pieces a matrix product is cut, and the pieces
+/// run on the global pool, `n` at a time.
+fn use_threads(n: usize) -> Result<()> {
+    std::env::set_var("CANDLE_NUM_THREADS", n.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| Error::Unsupported(format!("--threads {n}: {e}")))
 }
 
 /// Refuses a device this build cannot use, before any work starts.

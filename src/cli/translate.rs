@@ -4,11 +4,11 @@ use clap::{Args, ValueEnum};
 
 use super::{GlobalArgs, Input, InputArgs, LangArg, Outcome};
 use crate::article::Lang;
-use crate::engine::load::{self, WeightFormat};
+use crate::engine::load::{self, LoadOptions, Loaded, WeightFormat};
 use crate::engine::translator::MarianTranslator;
 use crate::engine::Translator;
 use crate::hub::download;
-use crate::hub::registry::{Architecture, DefaultRole, ModelEntry};
+use crate::hub::registry::{Architecture, DefaultRole, ModelEntry, Registry};
 use crate::pipeline::translate::{default_decode, Plan, TranslateOptions, TranslationReport};
 use crate::{output, Error, Result};
 
@@ -160,7 +160,8 @@ fn load_translator(
                 args.model.as_deref(),
                 DefaultRole::Marian(from, to),
             )?;
-            Ok(Box::new(load_marian(global, &spec, from, to, args.dtype)?))
+            let marian = check_marian(global, &spec, from, to, args.dtype)?;
+            Ok(Box::new(marian.load(global)?.engine))
         }
         TranslateEngine::Llm => {
             if args.beam != 1 {
@@ -184,28 +185,54 @@ fn load_translator(
     }
 }
 
-/// Resolves `spec` and opens it as a Marian translator for `from` → `to`, checking the
-/// registry's language pairs first (before any download).
-pub fn load_marian(
+/// A Marian model for one direction whose flags and registry entry have been checked,
+/// not yet downloaded or loaded.
+pub struct MarianChoice {
+    spec: String,
+    entry: Option<ModelEntry>,
+    registry: Registry,
+    opts: LoadOptions,
+}
+
+/// Checks `spec` as a Marian model for `from` → `to` in the number format `dtype_arg`
+/// on the chosen device, before anything is downloaded or loaded: an impossible
+/// combination fails at once.
+pub fn check_marian(
     global: &GlobalArgs,
     spec: &str,
     from: Lang,
     to: Lang,
     dtype_arg: DtypeArg,
-) -> Result<MarianTranslator> {
-    // Before any download: an impossible combination fails at once.
+) -> Result<MarianChoice> {
     let opts = super::models::load_options(global, dtype_arg.into(), 0)?;
     opts.weights.resolve(&opts.device)?;
-    let reg = super::models::registry(global)?;
-    let entry = reg.get(spec);
-    check_marian_entry(spec, entry, from, to)?;
-    let files = download::resolve(spec, &reg, &super::models::fetch_options(global))?;
-    if let Some(arch) = files.architecture.filter(|a| *a != Architecture::Marian) {
-        return Err(Error::Unsupported(format!(
-            "model {spec} is a {arch:?} model, not a Marian translation model"
-        )));
+    let registry = super::models::registry(global)?;
+    let entry = registry.get(spec).cloned();
+    check_marian_entry(spec, entry.as_ref(), from, to)?;
+    Ok(MarianChoice {
+        spec: spec.to_string(),
+        entry,
+        registry,
+        opts,
+    })
+}
+
+impl MarianChoice {
+    /// Resolves the model (downloading it unless `--offline`) and opens it.
+    pub fn load(&self, global: &GlobalArgs) -> Result<Loaded<MarianTranslator>> {
+        let spec = &self.spec;
+        let files = download::resolve(spec, &self.registry, &super::models::fetch_options(global))?;
+        if let Some(arch) = files.architecture.filter(|a| *a != Architecture::Marian) {
+            return Err(Error::Unsupported(format!(
+                "model {spec} is a {arch:?} model, not a Marian translation model"
+            )));
+        }
+        Ok(Loaded {
+            engine: load::marian(&files, self.entry.as_ref(), &self.opts)?,
+            name: spec.clone(),
+            revision: files.revision.clone(),
+        })
     }
-    load::marian(&files, entry, &opts)
 }
 
 /// Refuses a registry model that is not Marian or does not translate `from` → `to`:

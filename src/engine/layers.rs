@@ -57,13 +57,22 @@ impl CustomOp1 for FastSilu {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or(candle_core::Error::RequiresContiguous { op: "fast-silu" })?;
-        let xs = &storage.as_slice::<f32>()?[start..end];
+        let xs = contiguous_f32(self.name(), storage, layout)?;
         let out = xs.iter().map(|&x| silu(x)).collect();
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
+}
+
+/// The f32 values of a custom op's contiguous input (`op` names it in the error).
+pub(crate) fn contiguous_f32<'a>(
+    op: &'static str,
+    storage: &'a CpuStorage,
+    layout: &Layout,
+) -> candle_core::Result<&'a [f32]> {
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or(candle_core::Error::RequiresContiguous { op })?;
+    Ok(&storage.as_slice::<f32>()?[start..end])
 }
 
 #[inline(always)]

@@ -6,11 +6,11 @@
 
 use candle_core::{DType, Device};
 
-use super::llm::{GenerateOptions, LlmEngine, LlmLoadOptions, PromptStyle};
+use super::llm::{LlmEngine, LlmLoadOptions, PromptStyle};
 use super::marian::Quantization;
 use super::t5::T5Summarizer;
-use super::translator::{LlmTranslator, MarianLoadOptions, MarianTranslator};
-use super::{SummaryOptions, TextWriter, Translator};
+use super::translator::{LlmTranslateSettings, LlmTranslator, MarianLoadOptions, MarianTranslator};
+use super::{TextWriter, Translator};
 use crate::hub::download::ModelFiles;
 use crate::hub::registry::{Architecture, ModelEntry};
 use crate::{Error, Result};
@@ -91,16 +91,7 @@ pub fn translator(
         Architecture::Marian => Box::new(marian(files, entry, opts)?),
         Architecture::GgufLlm => {
             let llm = llm(files, entry, opts)?;
-            // Translation wants the sentence as it is: no penalty on repeating the
-            // source's own words (names, numbers).
-            let settings = SummaryOptions {
-                generation: GenerateOptions {
-                    repetition_penalty: 1.0,
-                    ..GenerateOptions::default()
-                },
-                ..SummaryOptions::default()
-            };
-            Box::new(LlmTranslator::new(llm, settings)?)
+            Box::new(LlmTranslator::new(llm, &LlmTranslateSettings::default())?)
         }
         Architecture::T5 => {
             return Err(Error::Unsupported(format!(

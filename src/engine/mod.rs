@@ -187,8 +187,9 @@ pub trait TextWriter {
 pub struct Translation {
     /// The translation.
     pub text: String,
-    /// Model score: mean log-probability per generated token (higher is surer).
-    pub score: f32,
+    /// Model score: mean log-probability per generated token (higher is surer); `None`
+    /// for engines that have none (the LLM translator), `null` in JSON.
+    pub score: Option<f32>,
     /// Generated tokens.
     pub tokens: usize,
     /// Generation stopped at its length limit instead of ending the sentence.

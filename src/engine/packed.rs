@@ -11,6 +11,8 @@
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor};
 use std::sync::Arc;
 
+use super::layers::contiguous_f32;
+
 /// Outputs per panel: one AVX-512 register of f32.
 const PANEL: usize = 16;
 
@@ -113,13 +115,6 @@ impl PackedWeight {
     /// # Safety
     /// As for [`PackedWeight::compute`].
     unsafe fn compute_with(&self, isa: Isa, x: &[f32], rows: usize, dst: *mut f32) {
-        let n_panels = self.out_dim.div_ceil(PANEL);
-        let flops = rows * self.out_dim * self.in_dim;
-        let threads = if flops < 1 << 20 {
-            1
-        } else {
-            rayon::current_num_threads().clamp(1, n_panels.div_ceil(2))
-        };
         let tiles = row_tiles(rows, isa.max_tile_rows());
         let xp = if isa == Isa::Portable {
             Vec::new()
@@ -127,11 +122,8 @@ impl PackedWeight {
             pack_rows(x, self.in_dim, &tiles)
         };
         let dst_ptr = SendPtr(dst);
-        let run = |t: usize| {
-            // Panel pairs split evenly; thread t takes panels [p0, p1).
-            let pairs = n_panels.div_ceil(2);
-            let p0 = (pairs * t / threads * 2).min(n_panels);
-            let p1 = (pairs * (t + 1) / threads * 2).min(n_panels);
+        let work = rows * self.out_dim * self.in_dim;
+        by_panels(self.out_dim.div_ceil(PANEL), work, 1 << 20, |p0, p1| {
             let dst = dst_ptr.get();
             // SAFETY: threads write disjoint output columns of `dst`, which outlives them;
             // the kernels run only where `Isa::detect` found their instructions.
@@ -144,18 +136,7 @@ impl PackedWeight {
                     Isa::Portable => self.panels_scalar(x, rows, dst, p0, p1),
                 }
             }
-        };
-        if threads == 1 {
-            run(0);
-        } else {
-            rayon::scope(|s| {
-                for t in 1..threads {
-                    let run = &run;
-                    s.spawn(move |_| run(t));
-                }
-                run(0);
-            });
-        }
+        });
     }
 
     /// Output columns of panels `[p0, p1)` for every row, without SIMD kernels.
@@ -200,30 +181,13 @@ impl CustomOp1 for PackedWeight {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) =
-            layout
-                .contiguous_offsets()
-                .ok_or(candle_core::Error::RequiresContiguous {
-                    op: "packed-linear",
-                })?;
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let dims = layout.shape().dims();
-        match dims.last() {
-            Some(&k) if k == self.in_dim => {}
-            _ => candle_core::bail!("packed linear: input {:?} for {} inputs", dims, self.in_dim),
-        }
-        let rows = x.len() / self.in_dim;
-        let n = rows * self.out_dim;
-        let mut out: Vec<f32> = Vec::with_capacity(n);
-        // SAFETY: `compute` writes every one of the `n` outputs before they are read
-        // (zeroing them first cost a 16 MB memset per decoder step for the vocabulary).
+        let dims = (self.in_dim, self.out_dim);
+        // SAFETY: `compute` writes every one of the `rows × out_dim` outputs.
         unsafe {
-            self.compute(x, rows, out.as_mut_ptr());
-            out.set_len(n);
+            linear_fwd(self.name(), dims, storage, layout, |x, rows, dst| {
+                self.compute(x, rows, dst)
+            })
         }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("checked above") = self.out_dim;
-        Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }
 
@@ -295,6 +259,95 @@ fn pack_rows(x: &[f32], k: usize, tiles: &[(usize, usize)]) -> Vec<f32> {
     xp
 }
 
+/// Runs `run(p0, p1)` over the output panels `[0, n_panels)`: at once on this thread
+/// when `work` (multiply-adds) is under `min_work`, else in panel pairs split evenly
+/// between up to rayon's threads, one range each, this thread taking the first. Each
+/// output is computed by one thread whatever the split, so results do not depend on it.
+pub(crate) fn by_panels(
+    n_panels: usize,
+    work: usize,
+    min_work: usize,
+    run: impl Fn(usize, usize) + Sync,
+) {
+    let threads = if work < min_work {
+        1
+    } else {
+        rayon::current_num_threads().clamp(1, n_panels.div_ceil(2))
+    };
+    let range = |t: usize| {
+        let pairs = n_panels.div_ceil(2);
+        let p0 = (pairs * t / threads * 2).min(n_panels);
+        let p1 = (pairs * (t + 1) / threads * 2).min(n_panels);
+        run(p0, p1)
+    };
+    if threads == 1 {
+        range(0);
+    } else {
+        rayon::scope(|s| {
+            for t in 1..threads {
+                let range = &range;
+                s.spawn(move |_| range(t));
+            }
+            range(0);
+        });
+    }
+}
+
+/// The `cpu_fwd` of a linear layer `in_dim → out_dim` (`dims`): contiguous f32 input
+/// `[.., in_dim]` to `[.., out_dim]`, which `compute(x, rows, dst)` writes into memory
+/// left unset (zeroing it first cost a 16 MB memset per decoder step for the
+/// vocabulary).
+///
+/// # Safety
+/// `compute` writes every one of the `rows × out_dim` floats at `dst`.
+pub(crate) unsafe fn linear_fwd(
+    op: &'static str,
+    (in_dim, out_dim): (usize, usize),
+    storage: &CpuStorage,
+    layout: &Layout,
+    compute: impl FnOnce(&[f32], usize, *mut f32),
+) -> candle_core::Result<(CpuStorage, Shape)> {
+    let x = contiguous_f32(op, storage, layout)?;
+    let dims = layout.shape().dims();
+    if dims.last() != Some(&in_dim) {
+        candle_core::bail!("{op}: input {dims:?} for {in_dim} inputs");
+    }
+    let rows = x.len() / in_dim;
+    let n = rows * out_dim;
+    let mut out: Vec<f32> = Vec::with_capacity(n);
+    compute(x, rows, out.as_mut_ptr());
+    // SAFETY: `compute` wrote all `n` (the caller's promise).
+    out.set_len(n);
+    let mut shape = dims.to_vec();
+    *shape.last_mut().expect("checked above") = out_dim;
+    Ok((CpuStorage::F32(out), Shape::from(shape)))
+}
+
+/// Calls the kernel `$f::<R>` made for tiles of `R = $n` rows (1 to 12, at most `$max`),
+/// so that the tile height is a constant and its accumulators stay in registers.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_rows {
+    ($max:expr, $n:expr, $f:ident, $($arg:expr),*) => {
+        match $n {
+            1 => $f::<1>($($arg),*),
+            2 => $f::<2>($($arg),*),
+            3 => $f::<3>($($arg),*),
+            4 => $f::<4>($($arg),*),
+            5 if $max >= 5 => $f::<5>($($arg),*),
+            6 if $max >= 6 => $f::<6>($($arg),*),
+            7 if $max >= 7 => $f::<7>($($arg),*),
+            8 if $max >= 8 => $f::<8>($($arg),*),
+            9 if $max >= 9 => $f::<9>($($arg),*),
+            10 if $max >= 10 => $f::<10>($($arg),*),
+            11 if $max >= 11 => $f::<11>($($arg),*),
+            12 if $max >= 12 => $f::<12>($($arg),*),
+            _ => unreachable!("tile of {} rows", $n),
+        }
+    };
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use by_rows;
+
 /// An output pointer handed to scoped worker threads that write disjoint parts of it.
 #[derive(Clone, Copy)]
 pub(crate) struct SendPtr(pub(crate) *mut f32);
@@ -319,26 +372,6 @@ mod x86 {
     const R512: usize = 12;
     /// Rows per AVX2 tile: 1 panel (2 registers) × 6 rows = 12 of the 16 registers.
     const R256: usize = 6;
-
-    macro_rules! by_rows {
-        ($max:expr, $n:expr, $f:ident, $($arg:expr),*) => {
-            match $n {
-                1 => $f::<1>($($arg),*),
-                2 => $f::<2>($($arg),*),
-                3 => $f::<3>($($arg),*),
-                4 => $f::<4>($($arg),*),
-                5 => $f::<5>($($arg),*),
-                6 => $f::<6>($($arg),*),
-                7 if $max >= 7 => $f::<7>($($arg),*),
-                8 if $max >= 8 => $f::<8>($($arg),*),
-                9 if $max >= 9 => $f::<9>($($arg),*),
-                10 if $max >= 10 => $f::<10>($($arg),*),
-                11 if $max >= 11 => $f::<11>($($arg),*),
-                12 if $max >= 12 => $f::<12>($($arg),*),
-                _ => unreachable!("tile of {} rows", $n),
-            }
-        };
-    }
 
     #[cfg(svodka_avx512)]
     #[allow(clippy::incompatible_msrv)] // only built by Rust >= 1.89, see build.rs

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use candle_core::{DType, Device};
 
+use super::llm::GenerateOptions;
 use super::marian::{weights_builder, MarianConfig, MarianModel, Quantization};
 use super::{SummaryOptions, TextWriter, Translation, Translator, WriteRequest, WriteTask};
 use crate::article::Lang;
@@ -273,7 +274,7 @@ impl Translator for MarianTranslator {
                         .decode_target(&h.tokens, true)?
                         .trim()
                         .to_string(),
-                    score: h.score,
+                    score: Some(h.score),
                     tokens: h.tokens.len(),
                     cut: !h.ended,
                 })
@@ -282,20 +283,58 @@ impl Translator for MarianTranslator {
     }
 }
 
+/// How an LLM translates: the settings of a writer that apply to translation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LlmTranslateSettings {
+    /// Sampling and repetition penalty; `max_new_tokens` is set per segment from its
+    /// length. The default has no repetition penalty: translation wants the sentence as
+    /// it is, names and numbers repeated from the source included.
+    pub generation: GenerateOptions,
+    /// Cap on the tokens generated for one segment; `None`: about twice the source's.
+    pub max_tokens: Option<usize>,
+}
+
+impl Default for LlmTranslateSettings {
+    fn default() -> Self {
+        LlmTranslateSettings {
+            generation: GenerateOptions {
+                repetition_penalty: 1.0,
+                ..GenerateOptions::default()
+            },
+            max_tokens: None,
+        }
+    }
+}
+
+impl LlmTranslateSettings {
+    /// The options of a writer's request these settings make: the summary-only fields
+    /// (length, style, language), which translation prompts do not use, at their
+    /// defaults.
+    fn request_options(&self) -> SummaryOptions {
+        SummaryOptions {
+            generation: self.generation.clone(),
+            max_tokens: self.max_tokens,
+            ..SummaryOptions::default()
+        }
+    }
+}
+
 /// A [`TextWriter`] (the GGUF LLM engine) asked to translate one segment per request.
 ///
-/// Decode options other than the length limit do not apply: the writer's own generation
-/// settings (in `opts.generation`) do. It has no model score: `score` is NaN, which
-/// JSON output shows as `null`.
+/// Decode options other than the length limit do not apply: its
+/// [`LlmTranslateSettings`] do. It has no model score: `score` is `None`, which JSON
+/// output shows as `null`.
 pub struct LlmTranslator<W: TextWriter> {
     writer: W,
+    /// What every request carries, made once from the settings.
     opts: SummaryOptions,
     budget: usize,
 }
 
 impl<W: TextWriter> LlmTranslator<W> {
-    /// Wraps `writer`; `opts` carries its generation settings.
-    pub fn new(writer: W, opts: SummaryOptions) -> Result<Self> {
+    /// Wraps `writer`, to generate as `settings` say.
+    pub fn new(writer: W, settings: &LlmTranslateSettings) -> Result<Self> {
+        let opts = settings.request_options();
         let mut budget = usize::MAX;
         for (from, to) in [(Lang::Ru, Lang::En), (Lang::En, Lang::Ru)] {
             let req = WriteRequest {
@@ -363,7 +402,7 @@ impl<W: TextWriter> Translator for LlmTranslator<W> {
                 let written = self.writer.write(&req, &mut |_| {})?;
                 Ok(Translation {
                     text: written.text.trim().to_string(),
-                    score: f32::NAN,
+                    score: None,
                     tokens: written.tokens_out,
                     cut: written.looped,
                 })
@@ -394,7 +433,8 @@ mod tests {
             Ok(Written {
                 text: format!(" {} ", req.text.to_uppercase()),
                 tokens_in: 1,
-                tokens_out: 2,
+                // As many tokens as the cap, when there is one.
+                tokens_out: req.opts.max_tokens.unwrap_or(2),
                 looped: false,
             })
         }
@@ -402,7 +442,7 @@ mod tests {
 
     #[test]
     fn llm_translator_sends_one_request_per_segment() {
-        let mut t = LlmTranslator::new(Shout, SummaryOptions::default()).unwrap();
+        let mut t = LlmTranslator::new(Shout, &LlmTranslateSettings::default()).unwrap();
         assert_eq!(t.max_source_tokens(), 50);
         assert_eq!(t.engine_name(), "llm");
         let out = t
@@ -415,7 +455,18 @@ mod tests {
             .unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].text, "ПРИВЕТ");
-        assert!(out[1].score.is_nan());
+        assert_eq!(out[1].score, None);
+        assert_eq!(out[1].tokens, 2);
+        // The settings reach every request.
+        let capped = LlmTranslateSettings {
+            max_tokens: Some(7),
+            ..LlmTranslateSettings::default()
+        };
+        let mut t = LlmTranslator::new(Shout, &capped).unwrap();
+        let out = t
+            .translate_batch(&["мир"], Lang::Ru, Lang::En, &DecodeOptions::default())
+            .unwrap();
+        assert_eq!(out[0].tokens, 7);
     }
 
     #[test]
@@ -478,7 +529,9 @@ mod tests {
                 .unwrap();
             assert_eq!(alone[0].text, mixed[1].text);
             assert_eq!(alone[0].tokens, mixed[1].tokens);
-            assert_eq!(alone[0].score.to_bits(), mixed[1].score.to_bits());
+            let bits = |t: &Translation| t.score.map(f32::to_bits);
+            assert!(bits(&alone[0]).is_some());
+            assert_eq!(bits(&alone[0]), bits(&mixed[1]));
         }
     }
 

@@ -16,7 +16,7 @@
 //! the same three roundings in the same order everywhere, so every kernel returns the
 //! portable code's bits (tested).
 
-use crate::engine::packed::{row_tiles, SendPtr};
+use crate::engine::packed::{by_panels, linear_fwd, row_tiles, SendPtr};
 use candle_core::{CpuStorage, CustomOp1, DType, Layout, Shape, Storage, Tensor};
 use std::sync::Arc;
 
@@ -199,13 +199,6 @@ impl Int8Weight {
         }
         let tiles = row_tiles(rows, isa.max_tile_rows());
         let xp = isa.pack(&q, kp, &tiles);
-        let n_panels = self.out_dim.div_ceil(PANEL);
-        let macs = rows * self.out_dim * self.in_dim;
-        let threads = if macs < 1 << 21 {
-            1
-        } else {
-            rayon::current_num_threads().clamp(1, n_panels.div_ceil(2))
-        };
         // Tiles grouped into blocks of about BLOCK_ROWS rows.
         let mut blocks: Vec<&[(usize, usize)]> = Vec::new();
         let mut start = 0;
@@ -219,10 +212,8 @@ impl Int8Weight {
             }
         }
         let dst_ptr = SendPtr(dst);
-        let run = |t: usize| {
-            let pairs = n_panels.div_ceil(2);
-            let p0 = (pairs * t / threads * 2).min(n_panels);
-            let p1 = (pairs * (t + 1) / threads * 2).min(n_panels);
+        let macs = rows * self.out_dim * self.in_dim;
+        by_panels(self.out_dim.div_ceil(PANEL), macs, 1 << 21, |p0, p1| {
             let dst = dst_ptr.get();
             for block in &blocks {
                 // SAFETY: threads write disjoint output columns of `dst`, which outlives
@@ -237,18 +228,7 @@ impl Int8Weight {
                     }
                 }
             }
-        };
-        if threads == 1 {
-            run(0);
-        } else {
-            rayon::scope(|s| {
-                for t in 1..threads {
-                    let run = &run;
-                    s.spawn(move |_| run(t));
-                }
-                run(0);
-            });
-        }
+        });
     }
 
     /// Output columns of panels `[p0, p1)` for the rows of `tiles`, in plain Rust.
@@ -310,27 +290,14 @@ impl CustomOp1 for Int8Weight {
         storage: &CpuStorage,
         layout: &Layout,
     ) -> candle_core::Result<(CpuStorage, Shape)> {
-        let (start, end) = layout
-            .contiguous_offsets()
-            .ok_or(candle_core::Error::RequiresContiguous { op: "int8-linear" })?;
-        let x = &storage.as_slice::<f32>()?[start..end];
-        let dims = layout.shape().dims();
-        match dims.last() {
-            Some(&k) if k == self.in_dim => {}
-            _ => candle_core::bail!("int8 linear: input {:?} for {} inputs", dims, self.in_dim),
-        }
-        let rows = x.len() / self.in_dim;
-        let n = rows * self.out_dim;
-        let mut out: Vec<f32> = Vec::with_capacity(n);
-        // SAFETY: `compute_with` writes every one of the `n` outputs before they are read,
-        // with the kernels `Isa::detect` found on this CPU.
+        let dims = (self.in_dim, self.out_dim);
+        // SAFETY: `compute_with` writes every one of the `rows × out_dim` outputs, with
+        // the kernels `Isa::detect` found on this CPU.
         unsafe {
-            self.compute_with(Isa::detect(), x, rows, out.as_mut_ptr());
-            out.set_len(n);
+            linear_fwd(self.name(), dims, storage, layout, |x, rows, dst| {
+                self.compute_with(Isa::detect(), x, rows, dst)
+            })
         }
-        let mut shape = dims.to_vec();
-        *shape.last_mut().expect("checked above") = self.out_dim;
-        Ok((CpuStorage::F32(out), Shape::from(shape)))
     }
 }
 

@@ -1,6 +1,7 @@
 //! The x86-64 int8 kernels: AVX-512 VNNI (`vpdpbusd`) and AVX2 (`vpmaddubsw`).
 
 use super::{Int8Weight, GROUP, PANEL};
+use crate::engine::packed::by_rows;
 use std::arch::x86_64::*;
 
 /// Rows per VNNI tile: 2 panels × 12 rows = 24 accumulators of the 32 registers.
@@ -9,26 +10,6 @@ pub(super) const VNNI_ROWS: usize = 12;
 /// Rows per AVX2 tile: 2 halves × 4 rows = 8 accumulators, with 4 weight registers,
 /// a constant and temporaries in the 16.
 pub(super) const AVX2_ROWS: usize = 4;
-
-macro_rules! by_rows {
-    ($max:expr, $n:expr, $f:ident, $($arg:expr),*) => {
-        match $n {
-            1 => $f::<1>($($arg),*),
-            2 => $f::<2>($($arg),*),
-            3 => $f::<3>($($arg),*),
-            4 => $f::<4>($($arg),*),
-            5 if $max >= 5 => $f::<5>($($arg),*),
-            6 if $max >= 6 => $f::<6>($($arg),*),
-            7 if $max >= 7 => $f::<7>($($arg),*),
-            8 if $max >= 8 => $f::<8>($($arg),*),
-            9 if $max >= 9 => $f::<9>($($arg),*),
-            10 if $max >= 10 => $f::<10>($($arg),*),
-            11 if $max >= 11 => $f::<11>($($arg),*),
-            12 if $max >= 12 => $f::<12>($($arg),*),
-            _ => unreachable!("tile of {} rows", $n),
-        }
-    };
-}
 
 /// The 4 quantized inputs of row `r` in group `g` of a tile of `rows`, as one i32.
 #[inline(always)]

@@ -93,8 +93,9 @@ pub struct Segment {
     pub source: String,
     /// The translation.
     pub translation: String,
-    /// Model score (mean log-probability per token; `null` when the engine has none).
-    pub score: f32,
+    /// Model score (mean log-probability per token); `None` (`null` in JSON) when the
+    /// engine has none.
+    pub score: Option<f32>,
     /// Pieces the source was split into to fit the model (1 when it fitted).
     pub parts: usize,
     /// Whether it was decoded a second time after failing a check.

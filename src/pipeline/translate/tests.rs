@@ -161,7 +161,7 @@ fn unplaceable_links_follow_the_sentence() {
     };
     let tr = |t: &str| Translation {
         text: t.into(),
-        score: 0.0,
+        score: Some(0.0),
         tokens: 1,
         cut: false,
     };
@@ -294,4 +294,17 @@ fn a_failing_batch_fails_only_the_articles_whose_text_failed() {
     assert!(done.reports[0].is_ok());
     let err = done.reports[1].as_ref().unwrap_err().to_string();
     assert!(err.contains("choked"), "{err}");
+}
+
+#[test]
+fn scores_are_numbers_or_null_in_json() {
+    let article = parse("Head\n\nOne sentence here.\n", Format::Text);
+    let mut t = Upper::new(100);
+    let mut r = translate(&article, &mut t, &to_ru()).unwrap();
+    let json = |r: &TranslationReport| serde_json::to_value(&r.segments[1]).unwrap();
+    assert_eq!(r.segments[1].score, Some(-0.5));
+    assert_eq!(json(&r)["score"], -0.5);
+    // An engine without scores (the LLM translator): the key stays, as null.
+    r.segments[1].score = None;
+    assert!(json(&r).as_object().unwrap()["score"].is_null());
 }

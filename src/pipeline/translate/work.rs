@@ -464,11 +464,12 @@ fn segment_of(unit: &Unit, to: Lang, results: &HashMap<usize, Translation>) -> S
         .collect::<Vec<_>>()
         .join(" ");
     let tokens: usize = parts.iter().map(|t| t.tokens.max(1)).sum();
+    // Token-weighted mean of the parts' scores; none when a part has none.
     let score = parts
         .iter()
-        .map(|t| t.score * t.tokens.max(1) as f32)
-        .sum::<f32>()
-        / tokens.max(1) as f32;
+        .map(|t| t.score.map(|s| s * t.tokens.max(1) as f32))
+        .sum::<Option<f32>>()
+        .map(|sum| sum / tokens.max(1) as f32);
     let mut problems = check(&unit.source, &translation, unit.from, to);
     if parts.iter().any(|t| t.cut) {
         problems.push(Problem::Cut);
