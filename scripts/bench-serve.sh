@@ -8,8 +8,7 @@
 #
 # usage: scripts/bench-serve.sh [MODEL_DIR] [SENTENCES]
 #   MODEL_DIR: a full-size Marian model folder (default .models/marian-fullsize-en-ru,
-#              built with .venv-marian/bin/python scripts/make_marian_fullsize.py when
-#              missing and .venv-marian exists)
+#              built with scripts/make_marian_fullsize.py when missing)
 #   SENTENCES: one English sentence a line (default $SVODKA_SHARED_DATA/wmt22/
 #              generaltest2022.en-ru.src.en, 2,037 lines; SVODKA_SHARED_DATA defaults to
 #              ../shared/data)
@@ -27,19 +26,13 @@ clients="${CLIENTS:-1 8 32}"
 dir="${BENCH_DIR:-.bench}"
 
 [ -f "$sentences" ] || { echo "bench-serve: no sentences file $sentences" >&2; exit 1; }
-if [ ! -d "$model" ]; then
-    if [ "$model" = ".models/marian-fullsize-en-ru" ] && [ -x .venv-marian/bin/python ]; then
-        .venv-marian/bin/python scripts/make_marian_fullsize.py "$model"
-    else
-        echo "bench-serve: no model folder $model; build one with" >&2
-        echo "  .venv-marian/bin/python scripts/make_marian_fullsize.py $model" >&2
-        echo "(.venv-marian: python3 -m venv .venv-marian && .venv-marian/bin/pip install -r scripts/requirements-marian.txt)" >&2
-        exit 1
-    fi
-fi
-
 serve_init
 serve_venv
+if [ ! -d "$model" ]; then
+    # numpy and safetensors are all the model builder needs.
+    "$SERVE_PY" -m pip install --quiet numpy==2.4.6 safetensors==0.8.0
+    "$SERVE_PY" scripts/make_marian_fullsize.py "$model"
+fi
 if [ -z "${SVODKA_BIN:-}" ]; then
     cargo build --release --quiet --bin svodka
     SVODKA_BIN="${CARGO_TARGET_DIR:-target}/release/svodka"
@@ -59,7 +52,9 @@ for n in $clients; do
         else
             extra=(--batch-requests 1); label="--batch-requests 1"
         fi
-        serve_start "$SVODKA_BIN" -m "$model" "${threads[@]}" "${extra[@]}"
+        # --no-retry: random weights fail every check, and beam-search retries of
+        # gibberish would be most of what is measured.
+        serve_start "$SVODKA_BIN" -m "$model" --no-retry "${threads[@]}" "${extra[@]}"
         "$SERVE_PY" scripts/bench_serve.py "$SERVE_URL" --clients "$n" --sentences "$sentences" \
             ${LIMIT:+--limit "$LIMIT"} --label "$label" --append "$results" >&2 \
             || { serve_log; exit 1; }

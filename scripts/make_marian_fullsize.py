@@ -5,13 +5,18 @@ The model has the shape of Helsinki-NLP/opus-mt-en-ru (transformer-base: 6+6 lay
 d_model 512, 8 heads, FFN 2048, vocabulary 62,518) or, with --big, of the tc-big models
 (6+6 layers, d_model 1024, 16 heads, FFN 4096, vocabulary 57,680). Its tokenizer files are
 the small SentencePiece fixture pair (tests/fixtures/spm/marian), whose 1,934 ids all lie
-inside the model's vocabulary. Outputs are gibberish; the point is timing `svodka
-translate` (greedy against beam search, batch sizes) with the real matrix sizes when the
-real checkpoints cannot be downloaded. Nothing it writes is committed (~300 MB / ~900 MB).
+inside the model's vocabulary. Outputs are gibberish; the point is timing svodka
+(greedy against beam search, batch sizes, `svodka serve` under load) with the real matrix
+sizes when the real checkpoints cannot be downloaded. Nothing it writes is committed
+(~300 MB / ~900 MB).
 
-Setup: the venv of scripts/requirements-marian.txt.
-  .venv-marian/bin/python scripts/make_marian_fullsize.py /tmp/marian-full [--big]
-  target/debug/svodka translate ARTICLE --to ru --model /tmp/marian-full --beam 1 -v
+The weights are written with numpy and safetensors in the tensor names and layout of
+transformers' MarianMTModel (the config is the tiny fixture's, resized), so no torch
+download is needed: normal(0, 0.02) matrices, unit layer norms, zero biases.
+
+Setup: pip install numpy safetensors (both in scripts/requirements-marian.txt).
+  python scripts/make_marian_fullsize.py /tmp/marian-full [--big]
+  target/release/svodka translate ARTICLE --to ru --model /tmp/marian-full --beam 1 -v
 """
 
 from __future__ import annotations
@@ -21,11 +26,12 @@ import json
 import shutil
 from pathlib import Path
 
-import torch
-from transformers import MarianConfig, MarianMTModel
+import numpy as np
+from safetensors.numpy import save_file
 
 ROOT = Path(__file__).resolve().parent.parent
 SPM = ROOT / "tests" / "fixtures" / "spm" / "marian"
+BASE = ROOT / "tests" / "fixtures" / "marian" / "base"
 
 
 def main() -> None:
@@ -36,13 +42,15 @@ def main() -> None:
     vocab = json.loads((SPM / "vocab.json").read_text())
     vocab_size = 57680 if args.big else 62518
     d, heads, ffn = (1024, 16, 4096) if args.big else (512, 8, 2048)
+    layers = 6
     pad = vocab_size - 1
-    cfg = MarianConfig(
+    cfg = json.loads((BASE / "config.json").read_text())
+    cfg.update(
         vocab_size=vocab_size,
         decoder_vocab_size=vocab_size,
         d_model=d,
-        encoder_layers=6,
-        decoder_layers=6,
+        encoder_layers=layers,
+        decoder_layers=layers,
         encoder_attention_heads=heads,
         decoder_attention_heads=heads,
         encoder_ffn_dim=ffn,
@@ -57,10 +65,33 @@ def main() -> None:
         share_encoder_decoder_embeddings=True,
         tie_word_embeddings=True,
     )
-    torch.manual_seed(0)
-    model = MarianMTModel(cfg).eval()
+    rng = np.random.default_rng(0)
+    tensors: dict[str, np.ndarray] = {}
+
+    def dense(name: str, rows: int, cols: int) -> None:
+        tensors[f"{name}.weight"] = (rng.standard_normal((rows, cols), dtype=np.float32) * 0.02)
+        tensors[f"{name}.bias"] = np.zeros(rows, dtype=np.float32)
+
+    def norm(name: str) -> None:
+        tensors[f"{name}.weight"] = np.ones(d, dtype=np.float32)
+        tensors[f"{name}.bias"] = np.zeros(d, dtype=np.float32)
+
+    for side in ("encoder", "decoder"):
+        for i in range(layers):
+            p = f"model.{side}.layers.{i}"
+            attns = ["self_attn"] + (["encoder_attn"] if side == "decoder" else [])
+            for a in attns:
+                for proj in ("q_proj", "k_proj", "v_proj", "out_proj"):
+                    dense(f"{p}.{a}.{proj}", d, d)
+                norm(f"{p}.{a}_layer_norm")
+            dense(f"{p}.fc1", ffn, d)
+            dense(f"{p}.fc2", d, ffn)
+            norm(f"{p}.final_layer_norm")
+    tensors["model.shared.weight"] = rng.standard_normal((vocab_size, d), dtype=np.float32) * 0.02
+    tensors["final_logits_bias"] = np.zeros((1, vocab_size), dtype=np.float32)
     args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(args.out, safe_serialization=True)
+    save_file(tensors, str(args.out / "model.safetensors"), metadata={"format": "pt"})
+    (args.out / "config.json").write_text(json.dumps(cfg, indent=2))
     # The fixture vocabulary's <pad> must be the model's pad id for padding to be masked.
     vocab = {k: v for k, v in vocab.items() if k != "<pad>"}
     vocab["<pad>"] = pad
