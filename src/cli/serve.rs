@@ -147,6 +147,9 @@ pub fn run(global: &GlobalArgs, args: ServeArgs) -> anyhow::Result<Outcome> {
     Ok(Outcome::Ok)
 }
 
+/// A model to load and the pairs (from, to) it serves.
+type ModelPairs = (String, Vec<(Lang, Lang)>);
+
 /// Both directions svodka translates.
 const PAIRS: [(Lang, Lang); 2] = [(Lang::En, Lang::Ru), (Lang::Ru, Lang::En)];
 
@@ -155,7 +158,7 @@ fn translation_specs(
     global: &GlobalArgs,
     args: &ServeArgs,
     reg: &Registry,
-) -> Result<Vec<(String, Vec<(Lang, Lang)>)>> {
+) -> Result<Vec<ModelPairs>> {
     match args.engine {
         TranslateEngine::Llm => {
             if args.models.len() > 1 {
@@ -190,7 +193,7 @@ fn translation_specs(
                 args.models.clone()
             };
             // Models the registry knows serve their pairs; the others share the rest.
-            let mut known: Vec<(String, Vec<(Lang, Lang)>)> = Vec::new();
+            let mut known: Vec<ModelPairs> = Vec::new();
             let mut unknown: Vec<String> = Vec::new();
             for spec in specs {
                 let entry = reg.get(&spec);
@@ -254,7 +257,7 @@ fn load_translation(
     global: &GlobalArgs,
     args: &ServeArgs,
     reg: &Registry,
-    specs: Vec<(String, Vec<(Lang, Lang)>)>,
+    specs: Vec<ModelPairs>,
 ) -> Result<Vec<TranslationModel>> {
     let weights = match args.engine {
         TranslateEngine::Marian => args.dtype.into(),

@@ -38,19 +38,20 @@ pub(super) fn article(params: &Params, name: &str, limit: usize) -> Result<Artic
     let text = params
         .text("text")
         .ok_or_else(|| ApiError::new(400, "Invalid request: missing text parameter"))?;
-    let format =
-        match params.text("input_format").as_deref() {
-            None | Some("auto") => None,
-            Some("text") => Some(Format::Text),
-            Some("markdown") => Some(Format::Markdown),
-            Some("html") => Some(Format::Html),
-            Some(other) => return Err(ApiError::new(
+    let format = match params.text("input_format").as_deref() {
+        None | Some("auto") => None,
+        Some("text") => Some(Format::Text),
+        Some("markdown") => Some(Format::Markdown),
+        Some("html") => Some(Format::Html),
+        Some(other) => {
+            return Err(ApiError::new(
                 400,
                 format!(
                     "Invalid request: input_format {other:?} is not auto, text, markdown or html"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let opts = ReadOptions {
         encoding: Some(encoding_rs::UTF_8),
         format,
