@@ -16,7 +16,8 @@ const MARIAN: &str = r#"{"vocab_size": 8, "d_model": 4, "encoder_layers": 1, "de
 const T5: &str = r#"{"vocab_size": 8, "d_model": 4, "d_kv": 2, "d_ff": 8, "num_layers": 1,
   "num_heads": 2, "relative_attention_num_buckets": 4, "relative_attention_max_distance": 8,
   "feed_forward_proj": "gated-gelu", "tie_word_embeddings": false, "pad_token_id": 0,
-  "eos_token_id": 1, "decoder_start_token_id": 0}"#;
+  "eos_token_id": 1, "decoder_start_token_id": 0, "dropout_rate": 0.1,
+  "layer_norm_epsilon": 1e-6, "initializer_factor": 1.0, "is_encoder_decoder": true}"#;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(tensors) = candle_core::safetensors::load_buffer(data, &Device::Cpu) else {
