@@ -208,10 +208,7 @@ fn special_tokens_and_metadata_match_llama_cpp() {
         "{:?}",
         tokenizer.eos_ids
     );
-    assert_eq!(
-        tokenizer.tokenizer.get_vocab_size(true),
-        fixture.meta.n_vocab
-    );
+    assert_eq!(tokenizer.vocab_size(), fixture.meta.n_vocab);
     assert_eq!(
         tokenizer.encode("<start_of_turn>", false).expect("encodes"),
         vec![START_OF_TURN]

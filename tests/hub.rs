@@ -759,7 +759,7 @@ fn gemma_local_copy_resolves_offline() {
     let files = resolve("gemma-3-270m", &reg, &offline).unwrap();
     assert_eq!(files.gguf(), Some(path.as_path()));
     assert_eq!(files.architecture, Some(Architecture::GgufLlm));
-    let gguf = svodka::hub::open_gguf(&files).unwrap();
+    let gguf = svodka::engine::llm::GgufFile::open(&path).unwrap();
     let arch = gguf
         .content
         .metadata

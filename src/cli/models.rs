@@ -340,10 +340,7 @@ fn checked_config(files: &ModelFiles) -> Result<Option<serde_json::Value>> {
 /// Architecture and shape of a GGUF file, read from its header and checked as the
 /// engine checks it at load.
 fn gguf_summary(path: &Path) -> Result<serde_json::Value> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let content = candle_core::quantized::gguf_file::Content::read(&mut f)
-        .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
-    crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &f)?)?;
+    let content = crate::engine::llm::GgufFile::open(path)?.content;
     let c = crate::engine::llm::LlmConfig::from_gguf(&content)
         .map_err(|e| crate::engine::check::in_file(path, e))?;
     Ok(serde_json::json!({

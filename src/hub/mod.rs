@@ -11,4 +11,4 @@ pub use download::{
     cached_status, remove, resolve, CacheStatus, CachedFile, FetchOptions, ModelFiles,
 };
 pub use registry::{Architecture, FileEntry, FileRole, ModelEntry, Origin, Registry, Task};
-pub use weights::{open_gguf, var_builder, weights_format, GgufFile, WeightsFormat};
+pub use weights::{var_builder, weights_format, WeightsFormat};

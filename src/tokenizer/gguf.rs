@@ -7,15 +7,13 @@
 //!   does not run a unigram Viterbi search but greedy merging: start from UTF-8 characters
 //!   and repeatedly merge the adjacent pair whose concatenation is a vocabulary entry with
 //!   the highest score (leftmost on ties), then fall back to `<0xXX>` byte tokens for what is
-//!   left unknown. That is BPE whose merge list holds every split of every token into two
-//!   tokens, ranked by the merged token's score, which is what is built here.
+//!   left unknown. [`spm`] does exactly that; the `tokenizers::Tokenizer` beside it only
+//!   decodes.
 //! - `tokenizer.ggml.model = "gpt2"`: byte-level BPE from `tokenizer.ggml.merges`, split
-//!   first by the regexes llama.cpp picks for `tokenizer.ggml.pre`.
+//!   first by the regexes llama.cpp picks for `tokenizer.ggml.pre`, in `tokenizers`.
 //!
-//! In both, control and unknown tokens become special added tokens and user-defined tokens
-//! plain added tokens, all matched on the raw text before anything else, as llama.cpp does
-//! when asked to parse special tokens. BOS/EOS are added by a template post-processor, so
-//! `tokenizer.encode(text, true)` behaves like llama.cpp's `add_special`.
+//! In both, control and unknown tokens are special and user-defined tokens are matched on
+//! the raw text before anything else, as llama.cpp does.
 //!
 //! Special-token texts are control tokens only where a prompt template wrote them: an
 //! article holding `<end_of_turn>` or `<|im_end|>` must not end the model's turn, so
@@ -35,13 +33,12 @@ use tokenizers::decoders::fuse::Fuse;
 use tokenizers::decoders::sequence::Sequence as DecoderSequence;
 use tokenizers::decoders::strip::Strip;
 use tokenizers::models::bpe::{Vocab as BpeVocab, BPE};
-use tokenizers::normalizers::{Prepend, Replace, Sequence as NormalizerSequence};
+use tokenizers::normalizers::Replace;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreTokenizerSequence;
 use tokenizers::pre_tokenizers::split::{Split, SplitPattern};
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{
-    AddedToken, DecoderWrapper, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior,
-    Tokenizer,
+    AddedToken, DecoderWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
 };
 
 use crate::{Error, Result};
@@ -87,10 +84,11 @@ pub enum PromptPart<'a> {
 
 /// A tokenizer rebuilt from GGUF metadata, with the special-token facts a generator needs.
 pub struct GgufTokenizer {
-    /// The tokenizer, for decoding and for text (`encode(text, true)` adds BOS and EOS as
-    /// the GGUF asks). It takes special-token texts as text: the methods of this struct
-    /// say where they are control tokens.
-    pub tokenizer: Tokenizer,
+    /// Decodes, and encodes text of byte-level BPE vocabularies (taking special-token
+    /// texts as text: the methods of this struct say where they are control tokens).
+    tokenizer: Tokenizer,
+    /// Encodes text of SentencePiece-style vocabularies.
+    spm: Option<spm::Spm>,
     /// Finds the special (control and unknown) token texts, leftmost-longest as the
     /// tokenizer does; `special_ids[pattern]` is each one's id.
     specials: AhoCorasick,
@@ -128,6 +126,9 @@ impl GgufTokenizer {
         if text.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(spm) = &self.spm {
+            return spm.encode(text);
+        }
         let encoding = self
             .tokenizer
             .encode(text, false)
@@ -162,6 +163,21 @@ impl GgufTokenizer {
         Ok(ids)
     }
 
+    /// The decoding tokenizer (ids to text), for incremental decoding.
+    pub fn decoder(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Tokens in the vocabulary, added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    /// The text of token `id`, as the vocabulary writes it.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.tokenizer.id_to_token(id)
+    }
+
     /// Text of `ids`; `skip_special` drops control tokens such as BOS and end-of-turn.
     pub fn decode(&self, ids: &[u32], skip_special: bool) -> Result<String> {
         self.tokenizer
@@ -173,9 +189,9 @@ impl GgufTokenizer {
 /// Builds the tokenizer described by a GGUF file's metadata.
 pub fn from_gguf(content: &Content) -> Result<GgufTokenizer> {
     let vocab = GgufVocab::read(&content.metadata)?;
-    let mut tokenizer = match vocab.model.as_str() {
-        "llama" => spm_tokenizer(&vocab)?,
-        "gpt2" => bpe_tokenizer(&vocab)?,
+    let (mut tokenizer, spm) = match vocab.model.as_str() {
+        "llama" => (spm_decoder(&vocab)?, Some(spm_encoder(&vocab)?)),
+        "gpt2" => (bpe_tokenizer(&vocab)?, None),
         other => {
             return Err(Error::Unsupported(format!(
                 "GGUF tokenizer model {other:?} is not supported (only \"llama\" and \"gpt2\")"
@@ -206,6 +222,7 @@ pub fn from_gguf(content: &Content) -> Result<GgufTokenizer> {
         .map_err(|e| bad_meta(format!("cannot index the special tokens: {e}")))?;
     Ok(GgufTokenizer {
         tokenizer,
+        spm,
         specials,
         special_ids,
         add_eos_id: vocab.eos.filter(|_| vocab.add_eos),
@@ -374,29 +391,20 @@ impl GgufVocab {
     }
 }
 
-/// SentencePiece-style vocabulary, tokenized the way llama.cpp's `llm_tokenizer_spm` does.
-fn spm_tokenizer(vocab: &GgufVocab) -> Result<Tokenizer> {
-    let ids = vocab.text_to_id();
+/// The decoder of a SentencePiece-style vocabulary: ids to pieces, `▁` to spaces, byte
+/// tokens to bytes. It has no merges: [`spm::Spm`] encodes.
+fn spm_decoder(vocab: &GgufVocab) -> Result<Tokenizer> {
     let has_byte_tokens = vocab.types.contains(&TokenType::Byte);
     let mut builder = BPE::builder()
-        .vocab_and_merges(ids.clone(), spm_merges(vocab, &ids))
-        .byte_fallback(has_byte_tokens)
-        .ignore_merges(false);
+        .vocab_and_merges(vocab.text_to_id(), Vec::new())
+        .byte_fallback(has_byte_tokens);
     if let Some(unk) = vocab.unk_text() {
         builder = builder.unk_token(unk);
     }
     let model = builder
         .build()
-        .map_err(|e| bad_meta(format!("cannot build the SentencePiece merge table: {e}")))?;
-
+        .map_err(|e| bad_meta(format!("cannot build the SentencePiece vocabulary: {e}")))?;
     let mut tokenizer = Tokenizer::new(model);
-    let mut normalizers: Vec<NormalizerWrapper> = Vec::new();
-    if vocab.add_space_prefix {
-        normalizers.push(Prepend::new(SPM_SPACE.into()).into());
-    }
-    normalizers.push(replace(" ", SPM_SPACE)?.into());
-    tokenizer.with_normalizer(Some(NormalizerSequence::new(normalizers)));
-
     let mut decoders: Vec<DecoderWrapper> = vec![
         replace(SPM_SPACE, " ")?.into(),
         ByteFallback::new().into(),
@@ -409,32 +417,25 @@ fn spm_tokenizer(vocab: &GgufVocab) -> Result<Tokenizer> {
     Ok(tokenizer)
 }
 
-/// Every split of every token into two tokens, best merged-token score first.
-///
-/// llama.cpp merges any adjacent pair whose concatenation is in the vocabulary, preferring
-/// the highest score; listing all such pairs in score order makes BPE do the same. Ties in
-/// score (control tokens at -1000) fall back to id order.
-fn spm_merges(vocab: &GgufVocab, ids: &BpeVocab) -> Vec<(String, String)> {
-    let mut order: Vec<u32> = (0u32..)
-        .zip(&vocab.tokens)
-        .filter(|(id, text)| ids.get(text.as_str()) == Some(id))
+/// The encoder of a SentencePiece-style vocabulary, as llama.cpp tokenizes it.
+fn spm_encoder(vocab: &GgufVocab) -> Result<spm::Spm> {
+    let user: Vec<u32> = (0u32..)
+        .zip(&vocab.types)
+        .filter(|(_, t)| **t == TokenType::UserDefined)
         .map(|(id, _)| id)
         .collect();
-    order.sort_by(|a, b| {
-        let (sa, sb) = (vocab.scores[*a as usize], vocab.scores[*b as usize]);
-        sb.total_cmp(&sa).then(a.cmp(b))
+    let unk = vocab.unk.or_else(|| {
+        (0u32..)
+            .zip(&vocab.types)
+            .find_map(|(id, t)| (*t == TokenType::Unknown).then_some(id))
     });
-    let mut merges = Vec::new();
-    for id in order {
-        let text = &vocab.tokens[id as usize];
-        for (cut, _) in text.char_indices().skip(1) {
-            let (left, right) = text.split_at(cut);
-            if ids.contains_key(left) && ids.contains_key(right) {
-                merges.push((left.to_owned(), right.to_owned()));
-            }
-        }
-    }
-    merges
+    spm::Spm::new(
+        &vocab.tokens,
+        &vocab.scores,
+        &user,
+        unk,
+        vocab.add_space_prefix,
+    )
 }
 
 /// Byte-level BPE vocabulary (GPT-2 style) with llama.cpp's pre-tokenizer for its `pre`.
@@ -655,5 +656,6 @@ fn value_int(value: &Value) -> Result<i64> {
     })
 }
 
+mod spm;
 #[cfg(test)]
 mod tests;

@@ -18,8 +18,8 @@ const REPLACEMENT: char = '\u{fffd}';
 
 /// Turns token ids, pushed one at a time, into text pieces whose concatenation is the
 /// decode of all ids (special tokens skipped).
-pub struct TokenStream {
-    tokenizer: Tokenizer,
+pub struct TokenStream<'a> {
+    tokenizer: &'a Tokenizer,
     ids: Vec<u32>,
     /// Start of the decode window: the tokens before `read` give the context that keeps
     /// the leading `▁` of the next token a space instead of a stripped prefix.
@@ -28,9 +28,9 @@ pub struct TokenStream {
     read: usize,
 }
 
-impl TokenStream {
+impl<'a> TokenStream<'a> {
     /// A stream over `tokenizer`, with no tokens yet.
-    pub fn new(tokenizer: Tokenizer) -> Self {
+    pub fn new(tokenizer: &'a Tokenizer) -> Self {
         TokenStream {
             tokenizer,
             ids: Vec::new(),
@@ -101,7 +101,7 @@ mod tests {
     fn stream(tokenizer: &Tokenizer, text: &str) -> (Vec<String>, String) {
         let ids = tokenizer.encode(text, false).unwrap().get_ids().to_vec();
         let full = tokenizer.decode(&ids, true).unwrap();
-        let mut stream = TokenStream::new(tokenizer.clone());
+        let mut stream = TokenStream::new(tokenizer);
         let mut pieces = Vec::new();
         for &id in &ids {
             pieces.extend(stream.push(id).unwrap());
@@ -146,7 +146,7 @@ mod tests {
             })
             .count();
         assert_eq!(bytes, 4, "the emoji should fall back to four byte pieces");
-        let mut stream = TokenStream::new(tokenizer);
+        let mut stream = TokenStream::new(&tokenizer);
         let pieces: Vec<String> = ids
             .iter()
             .filter_map(|&id| stream.push(id).unwrap())
@@ -161,7 +161,7 @@ mod tests {
     fn unfinished_character_comes_out_at_finish() {
         let tokenizer = bpe();
         let first_byte = tokenizer.token_to_id("<0xF0>").unwrap();
-        let mut stream = TokenStream::new(tokenizer);
+        let mut stream = TokenStream::new(&tokenizer);
         assert_eq!(stream.push(first_byte).unwrap(), None);
         assert_eq!(stream.finish().unwrap().as_deref(), Some("\u{fffd}"));
         assert_eq!(stream.finish().unwrap(), None);

@@ -1,6 +1,7 @@
 //! GGUF chat and base LLMs as text writers: prompts, chat templates, generation.
 
 mod config;
+pub mod file;
 mod ggml;
 pub mod model;
 mod proj;
@@ -14,6 +15,7 @@ use candle_transformers::generation::{LogitsProcessor, Sampling as CandleSamplin
 use serde::Deserialize;
 
 pub use config::{Family, LlmConfig};
+pub use file::{GgufBytes, GgufFile};
 pub use model::LlmModel;
 
 use crate::tokenizer::gguf::{self as gguf_tok, GgufTokenizer, PromptPart};
@@ -229,14 +231,20 @@ impl LlmEngine {
 
     /// Opens a `.gguf` file.
     pub fn load(path: &Path, device: &Device, opts: &LlmLoadOptions) -> Result<LlmEngine> {
-        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-        let content = candle_core::quantized::gguf_file::Content::read(&mut file)
-            .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
-        crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &file)?)?;
+        let file = GgufFile::open(path)?;
         let in_file = |e| crate::engine::check::in_file(path, e);
-        let tokenizer = gguf_tok::from_gguf(&content).map_err(in_file)?;
-        let model =
-            LlmModel::from_gguf(&content, &mut file, device, opts.context).map_err(in_file)?;
+        // The tokenizer (a merge table of the whole vocabulary) is built on a second
+        // thread while the weights are set up: loading takes the longer of the two.
+        let (tokenizer, model) = std::thread::scope(|s| {
+            let tokenizer = s.spawn(|| gguf_tok::from_gguf(&file.content));
+            let model = LlmModel::from_gguf(&file, device, opts.context);
+            let tokenizer = tokenizer
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (tokenizer, model)
+        });
+        let tokenizer = tokenizer.map_err(in_file)?;
+        let model = model.map_err(in_file)?;
         let style = match (opts.style, &tokenizer.chat_template) {
             (Some(s), _) => s,
             (None, Some(_)) => PromptStyle::Chat,
@@ -325,7 +333,7 @@ impl LlmEngine {
     fn render_chat(&self, template: &str, messages: &[(&str, String)]) -> Result<String> {
         let env = template_env();
         let token = |id: Option<u32>| {
-            id.and_then(|i| self.tokenizer.tokenizer.id_to_token(i))
+            id.and_then(|i| self.tokenizer.id_to_token(i))
                 .unwrap_or_default()
         };
         let msgs: Vec<minijinja::Value> = messages
@@ -390,7 +398,7 @@ impl LlmEngine {
 
         let start = Instant::now();
         let mut processor = opts.sampling.processor();
-        let mut stream = TokenStream::new(self.tokenizer.tokenizer.clone());
+        let mut stream = TokenStream::new(self.tokenizer.decoder());
         let mut generated: Vec<u32> = Vec::new();
         let mut text = String::new();
         let mut emitted = 0;
@@ -423,11 +431,7 @@ impl LlmEngine {
             }
             if let Some(keep) = loop_cut(&generated) {
                 generated.truncate(keep);
-                text = self
-                    .tokenizer
-                    .tokenizer
-                    .decode(&generated, true)
-                    .map_err(|e| Error::Model(format!("decoding: {e}")))?;
+                text = self.tokenizer.decode(&generated, true)?;
                 reason = StopReason::Loop;
                 break;
             }

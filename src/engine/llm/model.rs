@@ -8,16 +8,15 @@
 //! only the last position's logits, and dequantizes the whole embedding table (670 MB
 //! for Gemma's 262k vocabulary) where a row lookup on the quantized table suffices.
 
-use std::fs::File;
-use std::io::{Read, Seek};
 use std::path::Path;
 use std::sync::Arc;
 
-use candle_core::quantized::{gguf_file, QTensor};
+use candle_core::quantized::QTensor;
 use candle_core::{DType, Device, Module, Tensor, D};
 use candle_transformers::quantized_nn::RmsNorm;
 
 use super::config::LlmConfig;
+use super::file::GgufFile;
 use super::ggml;
 use super::proj::GgufProj;
 use crate::engine::layers::Activation;
@@ -111,26 +110,36 @@ struct Layer {
 }
 
 /// Reads tensors of one GGUF file.
-struct Loader<'a, R> {
-    content: &'a gguf_file::Content,
-    reader: &'a mut R,
+struct Loader<'a> {
+    file: &'a GgufFile,
     device: &'a Device,
 }
 
-impl<R: Read + Seek> Loader<'_, R> {
+impl Loader<'_> {
     fn has(&self, name: &str) -> bool {
-        self.content.tensor_infos.contains_key(name)
+        self.file.content.tensor_infos.contains_key(name)
     }
 
     fn qtensor(&mut self, name: &str) -> Result<QTensor> {
-        self.content
-            .tensor(self.reader, name, self.device)
-            .map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
+        self.file.qtensor(name, self.device)
     }
 
+    /// A weight matrix; on the CPU read where it lies in the mapped file when ggml's
+    /// arithmetic covers its type.
     fn matmul(&mut self, name: &str) -> Result<GgufProj> {
+        let named = |e: Error| Error::Model(format!("GGUF tensor {name}: {e}"));
+        if self.device.is_cpu() {
+            let info = self.file.info(name)?;
+            let (n, k) = info.shape.dims2().map_err(|e| named(e.into()))?;
+            let (bytes, range) = self.file.region(name)?;
+            if let Some(g) =
+                ggml::GgmlMatMul::in_place(info.ggml_dtype, n, k, bytes, range).map_err(named)?
+            {
+                return Ok(GgufProj::Ggml(Arc::new(g)));
+            }
+        }
         let t = self.qtensor(name)?;
-        GgufProj::new(t, self.device).map_err(|e| Error::Model(format!("GGUF tensor {name}: {e}")))
+        GgufProj::new(t, self.device).map_err(named)
     }
 
     fn norm(&mut self, name: &str, eps: f64) -> Result<Norm> {
@@ -203,21 +212,12 @@ pub struct LlmModel {
 }
 
 impl LlmModel {
-    /// Builds the model from parsed GGUF `content`, reading tensors from `reader`.
-    /// `max_pos` bounds the sequence length (prompt + generation).
-    pub fn from_gguf<R: Read + Seek>(
-        content: &gguf_file::Content,
-        reader: &mut R,
-        device: &Device,
-        max_pos: usize,
-    ) -> Result<LlmModel> {
-        let config = LlmConfig::from_gguf(content)?;
+    /// Builds the model from an opened GGUF `file`. `max_pos` bounds the sequence
+    /// length (prompt + generation).
+    pub fn from_gguf(file: &GgufFile, device: &Device, max_pos: usize) -> Result<LlmModel> {
+        let config = LlmConfig::from_gguf(&file.content)?;
         let max_pos = max_pos.min(config.context_length).max(1);
-        let mut ld = Loader {
-            content,
-            reader,
-            device,
-        };
+        let mut ld = Loader { file, device };
         let eps = config.rms_eps;
         let factors = if ld.has("rope_freqs.weight") {
             Some(
@@ -300,11 +300,8 @@ impl LlmModel {
 
     /// Opens a `.gguf` file and builds the model on `device`.
     pub fn load(path: &Path, device: &Device, max_pos: usize) -> Result<LlmModel> {
-        let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let content = gguf_file::Content::read(&mut file)
-            .map_err(|e| Error::bad_input(path, format!("not a readable GGUF file: {e}")))?;
-        crate::engine::check::gguf(path, &content, crate::engine::check::file_len(path, &file)?)?;
-        LlmModel::from_gguf(&content, &mut file, device, max_pos)
+        let file = GgufFile::open(path)?;
+        LlmModel::from_gguf(&file, device, max_pos)
             .map_err(|e| crate::engine::check::in_file(path, e))
     }
 

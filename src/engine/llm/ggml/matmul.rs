@@ -5,6 +5,9 @@
 use candle_core::quantized::k_quants::{
     BlockQ2K, BlockQ3K, BlockQ4K, BlockQ4_0, BlockQ5K, BlockQ6K, BlockQ8_0, GgmlType,
 };
+use std::marker::PhantomData;
+use std::ops::Range;
+
 use candle_core::quantized::{GgmlDType, QTensor};
 use half::f16;
 
@@ -13,6 +16,7 @@ use super::blocks::{
     as_blocks_q8_0, as_blocks_q8k, bytes_of, quantize_q8_0, quantize_q8k, Q8K, Q8_0, QK8_0, QK_K,
 };
 use super::dots::{self, dot_q4k, dot_q6k, dot_q6k_tiled, dot_q8_0};
+use crate::engine::llm::file::GgufBytes;
 use crate::{Error, Result};
 
 /// Activation rows quantized for one weight type.
@@ -23,34 +27,79 @@ pub(super) enum Acts {
 
 /// Weight rows in ggml's block layout, typed for candle's dot-product kernels.
 pub(super) enum Blocks {
-    Q4_0(Vec<BlockQ4_0>),
-    Q8_0(Vec<BlockQ8_0>),
-    Q2K(Vec<BlockQ2K>),
-    Q3K(Vec<BlockQ3K>),
-    Q4K(Vec<BlockQ4K>),
-    Q5K(Vec<BlockQ5K>),
-    Q6K(Vec<BlockQ6K>),
+    Q4_0(Store<BlockQ4_0>),
+    Q8_0(Store<BlockQ8_0>),
+    Q2K(Store<BlockQ2K>),
+    Q3K(Store<BlockQ3K>),
+    Q4K(Store<BlockQ4K>),
+    Q5K(Store<BlockQ5K>),
+    Q6K(Store<BlockQ6K>),
 }
 
-/// Copies raw GGUF bytes into typed blocks.
-fn blocks<T: GgmlType>(bytes: &[u8]) -> Result<Vec<T>> {
-    let size = std::mem::size_of::<T>();
-    if bytes.len() % size != 0 {
-        return Err(Error::Model(format!(
-            "{:?} tensor of {} bytes is not a whole number of blocks",
-            T::DTYPE,
-            bytes.len()
-        )));
+/// A weight's blocks where they lie in the GGUF file's bytes (the memory map), or a
+/// copy when the bytes are not aligned for the block type.
+pub(super) enum Store<T> {
+    InPlace {
+        bytes: GgufBytes,
+        start: usize,
+        len: usize,
+        _type: PhantomData<T>,
+    },
+    Copied(Vec<T>),
+}
+
+impl<T: GgmlType> Store<T> {
+    /// The blocks in `bytes[range]`.
+    fn new(bytes: &GgufBytes, range: Range<usize>) -> Result<Store<T>> {
+        let size = std::mem::size_of::<T>();
+        let src = bytes
+            .as_slice()
+            .get(range.clone())
+            .ok_or_else(|| Error::Model("weight runs past the end of the file".into()))?;
+        if src.len() % size != 0 {
+            return Err(Error::Model(format!(
+                "{:?} tensor of {} bytes is not a whole number of blocks",
+                T::DTYPE,
+                src.len()
+            )));
+        }
+        let len = src.len() / size;
+        if (src.as_ptr() as usize) % std::mem::align_of::<T>() == 0 {
+            return Ok(Store::InPlace {
+                bytes: bytes.clone(),
+                start: range.start,
+                len,
+                _type: PhantomData,
+            });
+        }
+        let mut out: Vec<T> = (0..len).map(|_| T::zeros()).collect();
+        // SAFETY: candle's block types are `repr(C)` plain data in ggml's on-disk layout
+        // (sizes asserted in candle), every bit pattern of which is a valid value, and
+        // `out` holds exactly `src.len()` bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src.as_ptr(), out.as_mut_ptr() as *mut u8, src.len());
+        }
+        Ok(Store::Copied(out))
     }
-    let n = bytes.len() / size;
-    let mut out: Vec<T> = (0..n).map(|_| T::zeros()).collect();
-    // SAFETY: candle's block types are `repr(C)` plain data in ggml's on-disk layout
-    // (sizes asserted in candle), every bit pattern of which is a valid value, and `out`
-    // holds exactly `bytes.len()` bytes.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr() as *mut u8, bytes.len());
+}
+
+impl<T> std::ops::Deref for Store<T> {
+    type Target = [T];
+
+    fn deref(&self) -> &[T] {
+        match self {
+            // SAFETY: `new` checked that these `len` blocks lie inside the bytes and
+            // that their start is aligned for `T`; the bytes are immutable and live as
+            // long as `self` holds them; block types are plain data valid for every bit
+            // pattern.
+            Store::InPlace {
+                bytes, start, len, ..
+            } => unsafe {
+                std::slice::from_raw_parts(bytes.as_slice().as_ptr().add(*start) as *const T, *len)
+            },
+            Store::Copied(v) => v,
+        }
     }
-    Ok(out)
 }
 
 /// A quantized weight (`n` rows of `k`) multiplied with ggml's arithmetic on the CPU.
@@ -84,21 +133,49 @@ impl GgmlMatMul {
     /// cover (the caller falls back to candle's matmul).
     pub fn new(t: &QTensor) -> Result<Option<GgmlMatMul>> {
         let (n, k) = t.shape().dims2()?;
-        let bytes = t.data()?;
-        let w = match t.dtype() {
-            GgmlDType::Q4_0 => Blocks::Q4_0(blocks(&bytes)?),
-            GgmlDType::Q8_0 => Blocks::Q8_0(blocks(&bytes)?),
-            GgmlDType::Q2K => Blocks::Q2K(blocks(&bytes)?),
-            GgmlDType::Q3K => Blocks::Q3K(blocks(&bytes)?),
-            GgmlDType::Q4K => Blocks::Q4K(blocks(&bytes)?),
-            GgmlDType::Q5K => Blocks::Q5K(blocks(&bytes)?),
-            GgmlDType::Q6K => Blocks::Q6K(blocks(&bytes)?),
-            _ => return Ok(None),
-        };
-        let block = t.dtype().block_size();
-        if k % block != 0 {
+        let bytes = GgufBytes::from(t.data()?.into_owned());
+        let all = 0..bytes.as_slice().len();
+        GgmlMatMul::in_place(t.dtype(), n, k, &bytes, all)
+    }
+
+    /// A weight of type `dtype` and shape (n, k) read where it lies: `bytes[range]`, or
+    /// `None` for a type this module does not cover.
+    pub fn in_place(
+        dtype: GgmlDType,
+        n: usize,
+        k: usize,
+        bytes: &GgufBytes,
+        range: Range<usize>,
+    ) -> Result<Option<GgmlMatMul>> {
+        let block = dtype.block_size();
+        let covered = matches!(
+            dtype,
+            GgmlDType::Q4_0
+                | GgmlDType::Q8_0
+                | GgmlDType::Q2K
+                | GgmlDType::Q3K
+                | GgmlDType::Q4K
+                | GgmlDType::Q5K
+                | GgmlDType::Q6K
+        );
+        if !covered || k % block != 0 {
             return Ok(None);
         }
+        if range.len() != n * k / block * dtype.type_size() {
+            return Err(Error::Model(format!(
+                "{dtype:?} weight of {} bytes does not hold {n} rows of {k}",
+                range.len()
+            )));
+        }
+        let w = match dtype {
+            GgmlDType::Q4_0 => Blocks::Q4_0(Store::new(bytes, range)?),
+            GgmlDType::Q8_0 => Blocks::Q8_0(Store::new(bytes, range)?),
+            GgmlDType::Q2K => Blocks::Q2K(Store::new(bytes, range)?),
+            GgmlDType::Q3K => Blocks::Q3K(Store::new(bytes, range)?),
+            GgmlDType::Q4K => Blocks::Q4K(Store::new(bytes, range)?),
+            GgmlDType::Q5K => Blocks::Q5K(Store::new(bytes, range)?),
+            _ => Blocks::Q6K(Store::new(bytes, range)?),
+        };
         Ok(Some(GgmlMatMul { n, k, w }))
     }
 
