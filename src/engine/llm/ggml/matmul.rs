@@ -281,6 +281,11 @@ impl GgmlMatMul {
                 // ggml runs rows in fours through its gemm kernel, which rounds per 64
                 // values, and the rest through gemv, which rounds per block.
                 let gemm_rows = m - m % 4;
+                #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+                if crate::cpu::features().avx512_vnni() {
+                    self.q4k_avx512(w, a, m, ptr);
+                    return out;
+                }
                 if crate::cpu::features().avx2_fma_f16c() {
                     // SAFETY: the CPU has AVX2 and FMA.
                     self.run_with(w, a, m, ptr, |w, a, row| unsafe {
@@ -315,6 +320,39 @@ impl GgmlMatMul {
             _ => unreachable!("activations are quantized for the weight's type"),
         }
         out
+    }
+
+    /// Q4_K with AVX-512: the gemm for the rows in fours (columns in fours), the gemv for
+    /// the rest (columns in sixteens); the last few columns by the AVX2 per-pair kernel.
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    fn q4k_avx512(&self, w: &[BlockQ4K], a: &[Q8K], m: usize, out: OutPtr) {
+        let (n, per) = (self.n, self.k / QK_K);
+        let gemm_rows = m - m % 4;
+        let work = |tiles: std::ops::Range<usize>| {
+            let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+            // SAFETY: the caller checked AVX-512 F/BW/VNNI (which imply AVX2 and FMA);
+            // `w` has n rows and `a` m rows of `per` blocks; these columns are this
+            // worker's alone.
+            unsafe {
+                let done = match gemm_rows {
+                    0 => cols.start,
+                    _ => super::avx512::gemm_q4k(w, a, per, gemm_rows, n, cols.clone(), out),
+                };
+                for row in 0..m {
+                    let rest = if row < gemm_rows {
+                        done..cols.end
+                    } else {
+                        super::avx512::gemv_q4k(w, a, per, row, n, cols.clone(), out)..cols.end
+                    };
+                    let ar = &a[row * per..(row + 1) * per];
+                    for col in rest {
+                        let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, row < gemm_rows);
+                        *out.at(row * n + col) = v;
+                    }
+                }
+            }
+        };
+        self.parallel(m, work);
     }
 
     fn run<T: GgmlType>(&self, w: &[T], a: &[T::VecDotType], m: usize, out: OutPtr) {

@@ -27,6 +27,9 @@ mod avx2;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "no_avx2.rs"]
 mod avx2;
+/// The AVX-512 VNNI Q4_K gemm, where the compiler has AVX-512 intrinsics (Rust 1.89).
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+mod avx512;
 mod blocks;
 mod dots;
 mod f16;

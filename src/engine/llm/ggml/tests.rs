@@ -190,3 +190,47 @@ fn gelu_table_matches_the_formula_at_f16_precision() {
     assert_eq!(gelu(-10.5), 0.0);
     assert_eq!(gelu(10.5), 10.5);
 }
+
+/// The Q4_K matmul as dispatched on this CPU (the AVX-512 VNNI gemm for rows in fours
+/// where the CPU has it), bit for bit against the portable per-pair kernel in ggml's
+/// order: per 64 values for the rows in fours, per block for the rest. Shapes leave
+/// rows and columns over the multiples of four and sixteen.
+#[test]
+fn q4k_matmul_is_bit_for_bit_the_portable_kernel() {
+    if !crate::cpu::features().avx512_vnni() {
+        println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
+    }
+    for (m, n, k) in [
+        (4, 16, 256),
+        (5, 37, 512),
+        (8, 19, 768),
+        (13, 40, 256),
+        (3, 8, 256),
+        (1, 48, 512),
+    ] {
+        let w = Tensor::from_vec(random(n * k, 7), (n, k), &Device::Cpu).unwrap();
+        let x = random(m * k, 8);
+        let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
+        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+        let got = mm.forward(&x, m);
+        let (Blocks::Q4K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
+            unreachable!()
+        };
+        let per = k / 256;
+        for r in 0..m {
+            for c in 0..n {
+                let want = dot_q4k(
+                    &wb[c * per..(c + 1) * per],
+                    &a[r * per..(r + 1) * per],
+                    r < m - m % 4,
+                );
+                assert_eq!(
+                    got[r * n + c].to_bits(),
+                    want.to_bits(),
+                    "m {m} n {n} k {k}: ({r},{c}) {} vs {want}",
+                    got[r * n + c]
+                );
+            }
+        }
+    }
+}

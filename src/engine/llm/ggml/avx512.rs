@@ -1,0 +1,306 @@
+//! The prompt's Q4_K matmul with AVX-512 VNNI: four activation rows by four weight rows
+//! at a time, the sixteen (row, column) results in the sixteen lanes of one vector.
+//!
+//! Q4_K is most of a Q4_K_M model, and a prompt multiplies it in ggml's gemm order: one
+//! float FMA per 64 values for each (row, column) ([`super::dots::dot_q4k`] with
+//! `per_64`). Per pair [`super::avx2::dot_q4k`] spends most of its time on what is not
+//! multiplying: a horizontal sum and the scale and min extraction for every 64 values.
+//! Here one `vpdpbusd` takes each pair's 64 products, sixteen pairs' sums are reduced
+//! together by one shuffle tree, scales and mins are applied to all sixteen at once (the
+//! scales of a column group are unpacked once for all its row groups), and each lane
+//! then gets the scalar kernel's FMAs in the scalar kernel's order. Integer sums are exact
+//! in any grouping, so every result is bit for bit that of `dot_q4k(.., true)`.
+
+// Built only by Rust >= 1.89, whose AVX-512 intrinsics are stable (see build.rs).
+#![allow(clippy::incompatible_msrv)]
+
+use std::arch::x86_64::*;
+use std::ops::Range;
+
+use candle_core::quantized::k_quants::BlockQ4K;
+use half::f16;
+
+use super::blocks::{bytes_of, Q8K};
+use super::dots::scale_min_k4;
+use super::matmul::OutPtr;
+
+/// Bytes of one Q4_K block.
+const SIZE: usize = 144;
+
+/// What a group of four weight rows needs per block, unpacked once for all row groups:
+/// scales and mins per 32-value sub-block (`[sub][column]`) and the two block scales.
+struct Columns {
+    scales: Vec<[[i32; 4]; 8]>,
+    mins: Vec<[[i32; 4]; 8]>,
+    d: Vec<[f32; 4]>,
+    dmin: Vec<[f32; 4]>,
+}
+
+impl Columns {
+    fn new(wb: &[u8], per: usize, col: usize) -> Columns {
+        let mut c = Columns {
+            scales: vec![[[0; 4]; 8]; per],
+            mins: vec![[[0; 4]; 8]; per],
+            d: vec![[0.0; 4]; per],
+            dmin: vec![[0.0; 4]; per],
+        };
+        for bi in 0..per {
+            for k in 0..4 {
+                let b = &wb[((col + k) * per + bi) * SIZE..][..SIZE];
+                c.d[bi][k] = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                c.dmin[bi][k] = f16::from_le_bytes([b[2], b[3]]).to_f32();
+                for sub in 0..8 {
+                    let (s, m) = scale_min_k4(sub, &b[4..16]);
+                    c.scales[bi][sub][k] = s;
+                    c.mins[bi][sub][k] = m;
+                }
+            }
+        }
+        c
+    }
+}
+
+/// Four i32 in the low 128 bits.
+#[inline(always)]
+unsafe fn four(v: &[i32; 4]) -> __m512i {
+    _mm512_castsi128_si512(_mm_loadu_si128(v.as_ptr() as *const __m128i))
+}
+
+/// Lane r·4 + c holds `v[c]`.
+#[inline(always)]
+unsafe fn by_column(v: &[i32; 4]) -> __m512i {
+    _mm512_broadcast_i32x4(_mm_loadu_si128(v.as_ptr() as *const __m128i))
+}
+
+/// Lane `i` of the two results: the sum of the low eight and of the high eight i32 lanes
+/// of `v[i]`.
+#[inline(always)]
+unsafe fn reduce16(v: &[__m512i; 16]) -> (__m512i, __m512i) {
+    let mut a = [_mm512_setzero_si512(); 8];
+    for i in 0..8 {
+        let (x, y) = (v[2 * i], v[2 * i + 1]);
+        a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(x, y), _mm512_unpackhi_epi32(x, y));
+    }
+    // Per 128-bit lane of b[i]: the lane's sums of v[4i], v[4i+1], v[4i+2], v[4i+3].
+    let mut b = [_mm512_setzero_si512(); 4];
+    for i in 0..4 {
+        let (x, y) = (a[2 * i], a[2 * i + 1]);
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(x, y), _mm512_unpackhi_epi64(x, y));
+    }
+    // [low(v0..3), high(v0..3), low(v4..7), high(v4..7)] and the same for v8..15.
+    let c0 = _mm512_add_epi32(
+        _mm512_shuffle_i32x4::<0x88>(b[0], b[1]),
+        _mm512_shuffle_i32x4::<0xDD>(b[0], b[1]),
+    );
+    let c1 = _mm512_add_epi32(
+        _mm512_shuffle_i32x4::<0x88>(b[2], b[3]),
+        _mm512_shuffle_i32x4::<0xDD>(b[2], b[3]),
+    );
+    (
+        _mm512_shuffle_i32x4::<0x88>(c0, c1),
+        _mm512_shuffle_i32x4::<0xDD>(c0, c1),
+    )
+}
+
+/// `out[row][col]` for rows `0..rows` (a multiple of four) and the columns of `cols` in
+/// whole groups of four, each the value of [`super::dots::dot_q4k`] with `per_64`.
+/// Returns the first column it did not do (the caller does the last one to three).
+///
+/// # Safety
+/// The CPU must have AVX-512 F, BW and VNNI; `w` holds `n` rows and `a` at least `rows`
+/// rows of `per` blocks; `out` is an `rows × n` buffer whose columns `cols` are the
+/// caller's alone.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
+pub unsafe fn gemm_q4k(
+    w: &[BlockQ4K],
+    a: &[Q8K],
+    per: usize,
+    rows: usize,
+    n: usize,
+    cols: Range<usize>,
+    out: OutPtr,
+) -> usize {
+    debug_assert_eq!(rows % 4, 0);
+    debug_assert!(w.len() >= n * per && a.len() >= rows * per);
+    let wb = bytes_of(w);
+    // Lane r·4 + c holds (activation row r, weight row c).
+    let by_row = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    // Low nibbles for the first 32 bytes of a 64-value group, high ones for the rest.
+    let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let m4 = _mm512_set1_epi8(0x0F);
+    let mut col = cols.start;
+    while col + 4 <= cols.end {
+        let cs = Columns::new(wb, per, col);
+        for row in (0..rows).step_by(4) {
+            let mut acc = _mm512_setzero_ps();
+            let mut acc_min = _mm512_setzero_ps();
+            for bi in 0..per {
+                let y: [&Q8K; 4] = std::array::from_fn(|r| a.get_unchecked((row + r) * per + bi));
+                let yd = _mm512_permutexvar_ps(
+                    by_row,
+                    _mm512_castps128_ps512(_mm_set_ps(y[3].d, y[2].d, y[1].d, y[0].d)),
+                );
+                let d = _mm512_mul_ps(_mm512_broadcast_f32x4(_mm_loadu_ps(cs.d[bi].as_ptr())), yd);
+                let dmin = _mm512_mul_ps(
+                    _mm512_broadcast_f32x4(_mm_loadu_ps(cs.dmin[bi].as_ptr())),
+                    yd,
+                );
+                // Activation sums per 32-value sub-block, `[sub][row]`.
+                let mut bsub = [[0i32; 4]; 8];
+                for (r, yr) in y.iter().enumerate() {
+                    for (sub, s) in bsub.iter_mut().enumerate() {
+                        s[r] = yr.bsums[2 * sub] as i32 + yr.bsums[2 * sub + 1] as i32;
+                    }
+                }
+                for j in 0..4 {
+                    let mut wv = [_mm512_setzero_si512(); 4];
+                    for (k, v) in wv.iter_mut().enumerate() {
+                        let q = wb.as_ptr().add(((col + k) * per + bi) * SIZE + 16 + 32 * j);
+                        let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(q as *const __m256i));
+                        *v = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+                    }
+                    let mut p = [_mm512_setzero_si512(); 16];
+                    for (r, yr) in y.iter().enumerate() {
+                        let yv = _mm512_loadu_si512(yr.qs.as_ptr().add(64 * j) as *const __m512i);
+                        for k in 0..4 {
+                            p[4 * r + k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[k], yv);
+                        }
+                    }
+                    let (lo, hi) = reduce16(&p);
+                    let scales = &cs.scales[bi];
+                    let isum = _mm512_add_epi32(
+                        _mm512_mullo_epi32(lo, by_column(&scales[2 * j])),
+                        _mm512_mullo_epi32(hi, by_column(&scales[2 * j + 1])),
+                    );
+                    let mins = &cs.mins[bi];
+                    let imin = _mm512_add_epi32(
+                        _mm512_mullo_epi32(
+                            by_column(&mins[2 * j]),
+                            _mm512_permutexvar_epi32(by_row, four(&bsub[2 * j])),
+                        ),
+                        _mm512_mullo_epi32(
+                            by_column(&mins[2 * j + 1]),
+                            _mm512_permutexvar_epi32(by_row, four(&bsub[2 * j + 1])),
+                        ),
+                    );
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc);
+                    acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min);
+                }
+            }
+            let mut res = [0f32; 16];
+            _mm512_storeu_ps(res.as_mut_ptr(), _mm512_sub_ps(acc, acc_min));
+            for r in 0..4 {
+                for k in 0..4 {
+                    *out.at((row + r) * n + col + k) = res[4 * r + k];
+                }
+            }
+        }
+        col += 4;
+    }
+    col
+}
+
+/// `out[row][col]` for one activation row and the columns of `cols` in whole groups of
+/// sixteen (lane c of every vector is column c of the group), each the value of
+/// [`super::dots::dot_q4k`] in gemv order (one FMA per block). Returns the first column
+/// it did not do.
+///
+/// # Safety
+/// As [`gemm_q4k`], with `row` a row of `a`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,fma")]
+pub unsafe fn gemv_q4k(
+    w: &[BlockQ4K],
+    a: &[Q8K],
+    per: usize,
+    row: usize,
+    n: usize,
+    cols: Range<usize>,
+    out: OutPtr,
+) -> usize {
+    debug_assert!(w.len() >= n * per && a.len() >= (row + 1) * per);
+    let wb = bytes_of(w);
+    let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    let m4 = _mm512_set1_epi8(0x0F);
+    if per * SIZE * 15 > i32::MAX as usize {
+        return cols.start; // offsets past the gathers' reach: the caller's kernel does it all
+    }
+    let (kmask1, kmask2, kmask3) = (
+        _mm512_set1_epi32(0x3f3f_3f3f),
+        _mm512_set1_epi32(0x0f0f_0f0f),
+        _mm512_set1_epi32(0x0303_0303),
+    );
+    // Byte offsets of the sixteen columns' blocks from the first one's.
+    let offsets = _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+        _mm512_set1_epi32((per * SIZE) as i32),
+    );
+    let mut col = cols.start;
+    while col + 16 <= cols.end {
+        let mut acc = _mm512_setzero_ps();
+        let mut acc_min = _mm512_setzero_ps();
+        for bi in 0..per {
+            let y = a.get_unchecked(row * per + bi);
+            // The sixteen blocks' headers side by side (lane c: column c): the two f16
+            // scales, then ggml's `utmp` unpacking of the 6-bit scales and mins.
+            let base = wb.as_ptr().add((col * per + bi) * SIZE) as *const i32;
+            let word = |at: usize| _mm512_i32gather_epi32::<1>(offsets, base.byte_add(at));
+            let (w0, u0, u1, u2) = (word(0), word(4), word(8), word(12));
+            let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w0));
+            let dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(w0)));
+            let high = |u: __m512i, v: __m512i| {
+                _mm512_or_si512(
+                    _mm512_and_si512(v, kmask2),
+                    _mm512_slli_epi32::<4>(_mm512_and_si512(_mm512_srli_epi32::<6>(u), kmask3)),
+                )
+            };
+            let packed = [
+                _mm512_and_si512(u0, kmask1),
+                high(u0, u2),
+                _mm512_and_si512(u1, kmask1),
+                high(u1, _mm512_srli_epi32::<4>(u2)),
+            ];
+            // Scales of sub-blocks 0..8, then mins of sub-blocks 0..8.
+            let sm: [__m512i; 16] = std::array::from_fn(|k| {
+                let v = packed[k / 4];
+                _mm512_and_si512(
+                    _mm512_srlv_epi32(v, _mm512_set1_epi32(8 * (k % 4) as i32)),
+                    _mm512_set1_epi32(0xFF),
+                )
+            });
+            let mut isum = _mm512_setzero_si512();
+            for j in 0..4 {
+                let yv = _mm512_loadu_si512(y.qs.as_ptr().add(64 * j) as *const __m512i);
+                let mut p = [_mm512_setzero_si512(); 16];
+                for (c, pc) in p.iter_mut().enumerate() {
+                    let q = wb.as_ptr().add(((col + c) * per + bi) * SIZE + 16 + 32 * j);
+                    let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(q as *const __m256i));
+                    let wv = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
+                    *pc = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv, yv);
+                }
+                let (lo, hi) = reduce16(&p);
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(lo, sm[2 * j]));
+                isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(hi, sm[2 * j + 1]));
+            }
+            let mut imin = _mm512_setzero_si512();
+            for sub in 0..8 {
+                let bsub = y.bsums[2 * sub] as i32 + y.bsums[2 * sub + 1] as i32;
+                imin = _mm512_add_epi32(
+                    imin,
+                    _mm512_mullo_epi32(sm[8 + sub], _mm512_set1_epi32(bsub)),
+                );
+            }
+            let yd = _mm512_set1_ps(y.d);
+            let dv = _mm512_mul_ps(d, yd);
+            let dminv = _mm512_mul_ps(dmin, yd);
+            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dv, acc);
+            acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dminv, acc_min);
+        }
+        let mut res = [0f32; 16];
+        _mm512_storeu_ps(res.as_mut_ptr(), _mm512_sub_ps(acc, acc_min));
+        for (c, v) in res.into_iter().enumerate() {
+            *out.at(row * n + col + c) = v;
+        }
+        col += 16;
+    }
+    col
+}
