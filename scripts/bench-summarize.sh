@@ -25,8 +25,12 @@ now() { date +%s.%N; }
 echo "model $model, article $article ($(wc -w < "$article") words), $threads threads, $(date -u +%FT%TZ)"
 for r in $(seq "$rounds"); do
   t0=$(now)
+  # A random-weight model (scripts/make_gguf_fullsize.py) may end its turn at once; the
+  # times are still the times, so only that refusal is let through.
   "$svodka" --threads "$threads" --verbose summarize --engine llm --model "$model" \
-    --context "$ctx" "$article" > "$tmp/summary.txt" 2> "$tmp/err.txt"
+    --context "$ctx" "$article" > "$tmp/summary.txt" 2> "$tmp/err.txt" \
+    || grep -q 'the model wrote an empty summary' "$tmp/err.txt" \
+    || { cat "$tmp/err.txt" >&2; exit 1; }
   t1=$(now)
   # The rendered prompt (a JSON string) and the generated token count.
   sed -n 's/^svodka: rendered prompt: //p' "$tmp/err.txt" > "$tmp/prompt.json"
