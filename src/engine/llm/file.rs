@@ -1,9 +1,9 @@
 //! A GGUF file opened for use: memory-mapped, its header and tensor index parsed and
 //! checked, and its tensors read in place from the mapping.
 //!
-//! Mapping rather than reading is what makes loading cheap: the quantized weights are
-//! used where they lie in the page cache (as llama.cpp does), so loading copies nothing
-//! and a second run of the same model finds it already in memory.
+//! Mapping rather than reading is what makes loading cheap: the block-quantized weights
+//! are used where they lie in the page cache (as llama.cpp does), so loading does not
+//! copy them, and a second run of the same model finds them already in memory.
 
 use std::io::Cursor;
 use std::ops::Range;
