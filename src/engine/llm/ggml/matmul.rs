@@ -304,6 +304,11 @@ impl GgmlMatMul {
                 }
             }
             (Blocks::Q6K(w), Acts::Q8K(a)) => {
+                #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+                if m < 8 && crate::cpu::features().avx512_vnni() {
+                    self.q6k_pairs(w, a, m, ptr);
+                    return out;
+                }
                 // From eight rows on, ggml takes Q6_K through its tiled kernel.
                 // SAFETY (simd): the CPU has AVX2 and FMA.
                 match (m >= 8, crate::cpu::features().avx2_fma_f16c()) {
@@ -348,6 +353,34 @@ impl GgmlMatMul {
                     for col in rest {
                         let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, row < gemm_rows);
                         *out.at(row * n + col) = v;
+                    }
+                }
+            }
+        };
+        self.parallel(m, work);
+    }
+
+    /// Q6_K below eight rows (ggml's `vec_dot` order) two weight rows per AVX-512 pass.
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    fn q6k_pairs(&self, w: &[BlockQ6K], a: &[Q8K], m: usize, out: OutPtr) {
+        let (n, per) = (self.n, self.k / QK_K);
+        let work = |tiles: std::ops::Range<usize>| {
+            let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+            let row_of = |c: usize| &w[c * per..(c + 1) * per];
+            for row in 0..m {
+                let ar = &a[row * per..(row + 1) * per];
+                let mut col = cols.start;
+                // SAFETY: the caller checked AVX-512 F/BW (which imply AVX2 and FMA); these
+                // columns are this worker's alone.
+                unsafe {
+                    while col + 2 <= cols.end {
+                        let (x, y) = super::avx512::dot_q6k_pair(row_of(col), row_of(col + 1), ar);
+                        *out.at(row * n + col) = x;
+                        *out.at(row * n + col + 1) = y;
+                        col += 2;
+                    }
+                    if col < cols.end {
+                        *out.at(row * n + col) = avx2::dot_q6k(row_of(col), ar);
                     }
                 }
             }

@@ -234,3 +234,30 @@ fn q4k_matmul_is_bit_for_bit_the_portable_kernel() {
         }
     }
 }
+
+/// The Q6_K matmul as dispatched below eight rows (two weight rows per AVX-512 pass where
+/// the CPU has it) bit for bit against the portable kernel in ggml's `vec_dot` order.
+#[test]
+fn q6k_matmul_below_eight_rows_is_bit_for_bit_the_portable_kernel() {
+    for (m, n, k) in [(1, 33, 512), (3, 16, 256), (7, 5, 768)] {
+        let w = Tensor::from_vec(random(n * k, 9), (n, k), &Device::Cpu).unwrap();
+        let x = random(m * k, 10);
+        let q = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
+        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+        let got = mm.forward(&x, m);
+        let (Blocks::Q6K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
+            unreachable!()
+        };
+        let per = k / 256;
+        for r in 0..m {
+            for c in 0..n {
+                let want = dot_q6k(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
+                assert_eq!(
+                    got[r * n + c].to_bits(),
+                    want.to_bits(),
+                    "m {m} n {n} k {k}: ({r},{c})"
+                );
+            }
+        }
+    }
+}
