@@ -330,12 +330,38 @@ mod tests {
         )
     }
 
+    /// A translator that blocks each batch until told (or until the sender is gone), so
+    /// jobs queue up behind it.
+    struct Blocking(std::sync::Mutex<std::sync::mpsc::Receiver<()>>, Upper);
+    impl Translator for Blocking {
+        fn engine_name(&self) -> &'static str {
+            "blocking"
+        }
+        fn count_tokens(&self, text: &str) -> Result<usize> {
+            self.1.count_tokens(text)
+        }
+        fn max_source_tokens(&self) -> usize {
+            self.1.max_source_tokens()
+        }
+        fn translate_batch(
+            &mut self,
+            segments: &[&str],
+            from: Lang,
+            to: Lang,
+            opts: &crate::decode::DecodeOptions,
+        ) -> Result<Vec<crate::engine::Translation>> {
+            let _ = self.0.lock().unwrap().recv();
+            self.1.translate_batch(segments, from, to, opts)
+        }
+    }
+
     #[test]
     fn jobs_waiting_together_share_a_round_and_each_gets_its_own_report() {
         let metrics = Arc::new(Metrics::default());
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         let lane = TranslateLane::start(
-            Box::new(Upper::new(512)),
-            "upper".into(),
+            Box::new(Blocking(std::sync::Mutex::new(hold_rx), Upper::new(512))),
+            "blocking".into(),
             vec![(Lang::Ru, Lang::En)],
             16,
             Gathering {
@@ -345,6 +371,12 @@ mod tests {
             },
             metrics.clone(),
         );
+        // A first job holds the model while the three others queue up behind it.
+        let (j0, r0) = job("Ноль.");
+        lane.submit(j0).unwrap();
+        while metrics.render().contains("svodka_queue_depth 1\n") {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let texts = ["Первое предложение.", "Второе предложение тут.", "Третье."];
         let receivers: Vec<_> = texts
             .iter()
@@ -354,6 +386,8 @@ mod tests {
                 rx
             })
             .collect();
+        drop(hold_tx);
+        assert!(r0.blocking_recv().unwrap()[0].is_ok());
         for (t, rx) in texts.iter().zip(receivers) {
             let reports = rx.blocking_recv().unwrap();
             assert_eq!(reports.len(), 1);
@@ -362,9 +396,9 @@ mod tests {
         }
         drop(lane);
         let text = metrics.render();
-        // All three were waiting within the 200 ms window: one round.
-        assert!(text.contains("svodka_rounds_total 1\n"), "{text}");
-        assert!(text.contains("svodka_round_requests_total 3\n"), "{text}");
+        // The first job's round, then one round for the three that were waiting.
+        assert!(text.contains("svodka_rounds_total 2\n"), "{text}");
+        assert!(text.contains("svodka_round_requests_total 4\n"), "{text}");
         assert!(text.contains("svodka_queue_depth 0\n"), "{text}");
     }
 
@@ -372,29 +406,6 @@ mod tests {
     fn a_full_queue_refuses_at_once() {
         let metrics = Arc::new(Metrics::default());
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
-        // A translator that blocks until told, so the queue fills behind it.
-        struct Blocking(std::sync::Mutex<std::sync::mpsc::Receiver<()>>, Upper);
-        impl Translator for Blocking {
-            fn engine_name(&self) -> &'static str {
-                "blocking"
-            }
-            fn count_tokens(&self, text: &str) -> Result<usize> {
-                self.1.count_tokens(text)
-            }
-            fn max_source_tokens(&self) -> usize {
-                self.1.max_source_tokens()
-            }
-            fn translate_batch(
-                &mut self,
-                segments: &[&str],
-                from: Lang,
-                to: Lang,
-                opts: &crate::decode::DecodeOptions,
-            ) -> Result<Vec<crate::engine::Translation>> {
-                let _ = self.0.lock().unwrap().recv();
-                self.1.translate_batch(segments, from, to, opts)
-            }
-        }
         let lane = TranslateLane::start(
             Box::new(Blocking(std::sync::Mutex::new(hold_rx), Upper::new(512))),
             "blocking".into(),
