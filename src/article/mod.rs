@@ -83,6 +83,25 @@ pub struct Span {
     pub style: Style,
 }
 
+impl Span {
+    /// The spans of `text` that cover whole characters inside it, in opening order
+    /// (outer before inner at the same start): the order a writer of nested markup
+    /// opens them in.
+    pub fn in_nesting_order<'a>(text: &str, spans: &'a [Span]) -> Vec<&'a Span> {
+        let mut order: Vec<&Span> = spans
+            .iter()
+            .filter(|s| {
+                s.start < s.end
+                    && s.end <= text.len()
+                    && text.is_char_boundary(s.start)
+                    && text.is_char_boundary(s.end)
+            })
+            .collect();
+        order.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+        order
+    }
+}
+
 /// Inline markup kinds kept through processing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "type")]

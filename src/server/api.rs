@@ -13,7 +13,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::libre::{options, translate_items};
-use super::request::{language, other, read_body, ApiError, Params};
+use super::request::{language, other, request_params, ApiError, Params};
 use super::workers::{Refused, SummaryJob};
 use super::AppState;
 use crate::article::read::{self, Format, ReadOptions};
@@ -162,18 +162,6 @@ fn json_text(text: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], text).into_response()
 }
 
-async fn json_params(
-    state: &AppState,
-    headers: &HeaderMap,
-    query: Option<&str>,
-    body: Body,
-) -> Result<Params, ApiError> {
-    let bytes = read_body(headers, body, state.config.max_body).await?;
-    let params = Params::parse(headers, query, &bytes)?;
-    state.check_key(params.api_key(headers).as_deref())?;
-    Ok(params)
-}
-
 /// `POST /v1/translate`.
 pub async fn translate(
     State(state): Shared,
@@ -181,7 +169,7 @@ pub async fn translate(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = json_params(&state, &headers, query.as_deref(), body).await?;
+    let params = request_params(&state, &headers, query.as_deref(), body).await?;
     let name = source_name(&params);
     let article = article(&params, &name, state.config.max_body)?;
     let report = translate_article(&state, &params, article).await?;
@@ -200,7 +188,7 @@ pub async fn summarize(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Response, ApiError> {
-    let params = json_params(&state, &headers, query.as_deref(), body).await?;
+    let params = request_params(&state, &headers, query.as_deref(), body).await?;
     let name = source_name(&params);
     let article = article(&params, &name, state.config.max_body)?;
     let opts = summary_options(&state, &params)?;

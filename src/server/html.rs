@@ -37,16 +37,7 @@ fn safe_url(url: &str) -> bool {
 /// The inline HTML of `text` with `spans` (links, strong, emphasis, code); spans that
 /// overlap badly or cut a character are left out rather than breaking the nesting.
 pub fn inline(text: &str, spans: &[Span]) -> String {
-    let mut order: Vec<&Span> = spans
-        .iter()
-        .filter(|s| {
-            s.start < s.end
-                && s.end <= text.len()
-                && text.is_char_boundary(s.start)
-                && text.is_char_boundary(s.end)
-        })
-        .collect();
-    order.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+    let order = Span::in_nesting_order(text, spans);
     let mut out = String::with_capacity(text.len() + 32);
     // Open elements: closing tag and end offset.
     let mut open: Vec<(&'static str, usize)> = Vec::new();

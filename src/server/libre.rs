@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::{json, Value};
 
-use super::request::{language, other, read_body, ApiError, Params, Texts};
+use super::request::{language, other, request_params, ApiError, Texts};
 use super::workers::{Refused, TranslateJob};
 use super::{html, AppState, StoredFile};
 use crate::article::lang::{self, Detection};
@@ -129,9 +129,7 @@ pub async fn translate(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(&headers, body, state.config.max_body).await?;
-    let params = Params::parse(&headers, query.as_deref(), &bytes)?;
-    state.check_key(params.api_key(&headers).as_deref())?;
+    let params = request_params(&state, &headers, query.as_deref(), body).await?;
     let Some(q) = params.texts("q")? else {
         return Err(missing("q"));
     };
@@ -262,9 +260,7 @@ pub async fn detect(
     RawQuery(query): RawQuery,
     body: Body,
 ) -> Result<Json<Value>, ApiError> {
-    let bytes = read_body(&headers, body, state.config.max_body).await?;
-    let params = Params::parse(&headers, query.as_deref(), &bytes)?;
-    state.check_key(params.api_key(&headers).as_deref())?;
+    let params = request_params(&state, &headers, query.as_deref(), body).await?;
     let q = match params.texts("q")? {
         None => return Err(missing("q")),
         Some(Texts::One(t)) => t,

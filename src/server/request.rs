@@ -77,6 +77,20 @@ impl IntoResponse for ApiError {
 /// answer, so a body not far over the limit is drained first.
 const DRAIN_MAX: u64 = 64 << 20;
 
+/// The parameters of a request (query string, form or JSON body, the body bounded by
+/// `--max-body`), its API key checked.
+pub async fn request_params(
+    state: &super::AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: Body,
+) -> Result<Params, ApiError> {
+    let bytes = read_body(headers, body, state.config.max_body).await?;
+    let params = Params::parse(headers, query, &bytes)?;
+    state.check_key(params.api_key(headers).as_deref())?;
+    Ok(params)
+}
+
 /// The body, unless it is larger than `limit` bytes (413) or was cut off (400).
 pub async fn read_body(
     headers: &HeaderMap,

@@ -52,6 +52,27 @@ pub struct Gathering {
     pub delay: Duration,
 }
 
+/// Puts `job` on a lane's bounded queue, counted in the queue depth; a full or closed
+/// queue refuses at once.
+fn enqueue<J>(
+    tx: Option<&SyncSender<J>>,
+    metrics: &Metrics,
+    job: J,
+) -> std::result::Result<(), Refused> {
+    let tx = tx.ok_or(Refused::Closed)?;
+    metrics.queued(1);
+    tx.try_send(job).map_err(|e| {
+        metrics.queued(-1);
+        match e {
+            TrySendError::Full(_) => {
+                metrics.rejected();
+                Refused::Full
+            }
+            TrySendError::Disconnected(_) => Refused::Closed,
+        }
+    })
+}
+
 /// A translation model on its own thread, serving some language pairs.
 pub struct TranslateLane {
     /// Pairs (from, to) it translates.
@@ -90,18 +111,7 @@ impl TranslateLane {
 
     /// Queues `job`, or says why not, at once.
     pub fn submit(&self, job: TranslateJob) -> std::result::Result<(), Refused> {
-        let tx = self.tx.as_ref().ok_or(Refused::Closed)?;
-        self.metrics.queued(1);
-        tx.try_send(job).map_err(|e| {
-            self.metrics.queued(-1);
-            match e {
-                TrySendError::Full(_) => {
-                    self.metrics.rejected();
-                    Refused::Full
-                }
-                TrySendError::Disconnected(_) => Refused::Closed,
-            }
-        })
+        enqueue(self.tx.as_ref(), &self.metrics, job)
     }
 }
 
@@ -278,18 +288,7 @@ impl SummaryLane {
 
     /// Queues `job`, or says why not, at once.
     pub fn submit(&self, job: SummaryJob) -> std::result::Result<(), Refused> {
-        let tx = self.tx.as_ref().ok_or(Refused::Closed)?;
-        self.metrics.queued(1);
-        tx.try_send(job).map_err(|e| {
-            self.metrics.queued(-1);
-            match e {
-                TrySendError::Full(_) => {
-                    self.metrics.rejected();
-                    Refused::Full
-                }
-                TrySendError::Disconnected(_) => Refused::Closed,
-            }
-        })
+        enqueue(self.tx.as_ref(), &self.metrics, job)
     }
 }
 

@@ -243,16 +243,7 @@ fn strip_tags(html: &str) -> String {
 /// same text and spans. Spans should nest as [`parse`](super::parse) makes them; a span
 /// crossing the end of an enclosing one is cut at that end.
 pub fn render_markdown(text: &str, spans: &[Span]) -> String {
-    let mut order: Vec<&Span> = spans
-        .iter()
-        .filter(|s| {
-            s.start < s.end
-                && s.end <= text.len()
-                && text.is_char_boundary(s.start)
-                && text.is_char_boundary(s.end)
-        })
-        .collect();
-    order.sort_by_key(|s| (s.start, std::cmp::Reverse(s.end)));
+    let order = Span::in_nesting_order(text, spans);
     let mut out = String::with_capacity(text.len() + 16);
     // Open spans: the Markdown that closes each, and where it ends.
     let mut open: Vec<(String, usize)> = Vec::new();
