@@ -141,7 +141,7 @@ fn weighted_values(
 }
 
 #[inline(always)]
-fn attention_rows_impl(a: &Attention, rows: std::ops::Range<usize>, out: &mut [f32]) {
+pub(super) fn attention_rows_impl(a: &Attention, rows: std::ops::Range<usize>, out: &mut [f32]) {
     let hd = a.head_dim;
     let n = a.k.len() / hd;
     let mut p = vec![0f32; n];
@@ -189,10 +189,23 @@ pub fn attention(a: &Attention) -> Vec<f32> {
     let rows = a.q.len() / hd;
     let mut out = vec![0f32; rows * hd];
     let ptr = OutPtr(out.as_mut_ptr());
+    // Prompts on AVX-512: the values transposed once for all rows.
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    let transposed = {
+        let f = crate::cpu::features();
+        (a.seq > 1 && hd % 16 == 0 && f.avx512f && f.fma && f.f16c)
+            .then(|| super::avx512_attention::Transposed::new(a.v, hd, a.start))
+    };
     let work = |range: std::ops::Range<usize>| {
         // SAFETY: each range of rows owns its slice of `out`.
         let out =
             unsafe { std::slice::from_raw_parts_mut(ptr.at(range.start * hd), range.len() * hd) };
+        #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+        if let Some(vt) = &transposed {
+            // SAFETY: the CPU has AVX-512 F, FMA and F16C (checked), `vt` is of `a.v`.
+            unsafe { super::avx512_attention::attention_rows(a, vt, range, out) };
+            return;
+        }
         #[cfg(target_arch = "x86_64")]
         if crate::cpu::features().avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA (checked).

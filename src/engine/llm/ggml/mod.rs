@@ -30,6 +30,9 @@ mod avx2;
 /// The AVX-512 VNNI Q4_K gemm, where the compiler has AVX-512 intrinsics (Rust 1.89).
 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
 mod avx512;
+/// Prompt attention with AVX-512 (Rust 1.89 and later, as [`avx512`]).
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+mod avx512_attention;
 mod blocks;
 mod dots;
 mod f16;

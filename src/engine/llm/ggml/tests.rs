@@ -2,7 +2,7 @@
 //! rounding of activations, every weight type's matmul, the AVX2 kernels bit for bit
 //! against the portable ones, softmax, `expf` and GELU.
 
-use super::attention::{softmax_row_impl, v_expf};
+use super::attention::{attention, attention_rows_impl, softmax_row_impl, v_expf, Attention};
 use super::avx2;
 use super::blocks::{quantize_q8_0, quantize_q8k, Q8K, Q8_0};
 use super::dots::{dot_q4k, dot_q6k, dot_q6k_tiled, dot_q8_0};
@@ -124,6 +124,51 @@ fn softmax_sums_to_one_and_ignores_alignment() {
     assert_eq!(a[5], 0.0);
     for (x, y) in a.iter().zip(&b) {
         assert!((x - y).abs() < 1e-7);
+    }
+}
+
+/// Attention over several new tokens as dispatched (AVX-512 where the CPU has it) bit
+/// for bit the portable row-by-row path: head sizes of Qwen, Gemma and smaller, caches
+/// that start past 0 and off a multiple of 16, sliding windows, odd numbers of rows per
+/// thread's share, and scores large enough for `expf`'s out-of-range branch.
+#[test]
+fn prompt_attention_is_bit_for_bit_the_portable_path() {
+    let round =
+        |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| f16::from_f32(x).to_f32()).collect() };
+    let mut case = 0u64;
+    for (hd, rep, seq, offset, start, window, scale) in [
+        (128, 6, 37, 0, 0, None, 0.0884),
+        (256, 4, 70, 0, 0, Some(16), 1.0),
+        (64, 1, 19, 21, 5, None, 0.125),
+        (128, 2, 33, 40, 13, Some(40), 0.0884),
+        (64, 3, 9, 3, 0, None, 40.0),
+    ] {
+        case += 1;
+        let n = offset + seq - start;
+        let q = round(random(rep * seq * hd, 30 + case));
+        let k = round(random(n * hd, 40 + case));
+        let v = round(random(n * hd, 50 + case));
+        let a = Attention {
+            q: &q,
+            k: &k,
+            v: &v,
+            head_dim: hd,
+            seq,
+            offset,
+            start,
+            window,
+            scale,
+        };
+        let got = attention(&a);
+        let mut want = vec![0f32; got.len()];
+        attention_rows_impl(&a, 0..rep * seq, &mut want);
+        for (i, (x, y)) in got.iter().zip(&want).enumerate() {
+            assert_eq!(
+                x.to_bits(),
+                y.to_bits(),
+                "case {case}: value {i}: {x} vs {y}"
+            );
+        }
     }
 }
 
