@@ -30,49 +30,121 @@ use super::matmul::OutPtr;
 /// Bytes of one Q4_K block.
 const SIZE: usize = 144;
 
-/// What a group of four weight rows needs per block, unpacked once for all row groups:
-/// scales and mins per 32-value sub-block (`[sub][column]`) and the two block scales.
-struct Columns {
-    scales: Vec<[[i32; 4]; 8]>,
-    mins: Vec<[[i32; 4]; 8]>,
-    d: Vec<[f32; 4]>,
-    dmin: Vec<[f32; 4]>,
+/// Sixteen weight rows of Q4_K (a column group), repacked for [`gemm_q4k`]: one vector
+/// holds the same four quant bytes of all sixteen rows, so a broadcast activation meets
+/// sixteen rows at once and each i32 lane sums one row, with no horizontal sums. Rows
+/// past the group's width are zero.
+struct Group {
+    /// `[block][64-value group j][4-byte step e]`: lane c holds row c's bytes
+    /// `32j + 4e..32j + 4e + 4` (low nibbles: values `64j + 4e..`, high: `64j + 32 + 4e..`).
+    qs: Vec<[i32; 16]>,
+    /// `[block][sub-block]`: the 6-bit scales.
+    scales: Vec<[i32; 16]>,
+    /// `[block][j]`: the mins of sub-blocks 2j and 2j + 1 as an i16 pair.
+    mins: Vec<[i32; 16]>,
+    /// `[block]`: the block scales.
+    d: Vec<[f32; 16]>,
+    /// `[block]`: the block min scales.
+    dmin: Vec<[f32; 16]>,
 }
 
-impl Columns {
-    fn new(wb: &[u8], per: usize, col: usize) -> Columns {
-        let mut c = Columns {
-            scales: vec![[[0; 4]; 8]; per],
-            mins: vec![[[0; 4]; 8]; per],
-            d: vec![[0.0; 4]; per],
-            dmin: vec![[0.0; 4]; per],
-        };
+impl Group {
+    fn new(per: usize) -> Group {
+        Group {
+            qs: vec![[0; 16]; per * 32],
+            scales: vec![[0; 16]; per * 8],
+            mins: vec![[0; 16]; per * 4],
+            d: vec![[0.0; 16]; per],
+            dmin: vec![[0.0; 16]; per],
+        }
+    }
+
+    /// Rows `col..col + width` of `wb` (`per` blocks each).
+    fn fill(&mut self, wb: &[u8], per: usize, col: usize, width: usize) {
         for bi in 0..per {
-            for k in 0..4 {
-                let b = &wb[((col + k) * per + bi) * SIZE..][..SIZE];
-                c.d[bi][k] = f16::from_le_bytes([b[0], b[1]]).to_f32();
-                c.dmin[bi][k] = f16::from_le_bytes([b[2], b[3]]).to_f32();
+            for c in 0..16 {
+                if c >= width {
+                    // A short last group: zero rows, results not stored.
+                    (self.d[bi][c], self.dmin[bi][c]) = (0.0, 0.0);
+                    (0..32).for_each(|i| self.qs[bi * 32 + i][c] = 0);
+                    (0..8).for_each(|i| self.scales[bi * 8 + i][c] = 0);
+                    (0..4).for_each(|i| self.mins[bi * 4 + i][c] = 0);
+                    continue;
+                }
+                let b = &wb[((col + c) * per + bi) * SIZE..][..SIZE];
+                self.d[bi][c] = f16::from_le_bytes([b[0], b[1]]).to_f32();
+                self.dmin[bi][c] = f16::from_le_bytes([b[2], b[3]]).to_f32();
+                let mut mins = [0i32; 8];
                 for sub in 0..8 {
-                    let (s, m) = scale_min_k4(sub, &b[4..16]);
-                    c.scales[bi][sub][k] = s;
-                    c.mins[bi][sub][k] = m;
+                    let (sc, m) = scale_min_k4(sub, &b[4..16]);
+                    self.scales[bi * 8 + sub][c] = sc;
+                    mins[sub] = m;
+                }
+                for j in 0..4 {
+                    self.mins[bi * 4 + j][c] = mins[2 * j] | mins[2 * j + 1] << 16;
+                }
+                for (i, q) in b[16..].chunks_exact(4).enumerate() {
+                    self.qs[bi * 32 + i][c] = i32::from_le_bytes([q[0], q[1], q[2], q[3]]);
                 }
             }
         }
-        c
     }
-}
 
-/// Four i32 in the low 128 bits.
-#[inline(always)]
-unsafe fn four(v: &[i32; 4]) -> __m512i {
-    _mm512_castsi128_si512(_mm_loadu_si128(v.as_ptr() as *const __m128i))
-}
-
-/// Lane r·4 + c holds `v[c]`.
-#[inline(always)]
-unsafe fn by_column(v: &[i32; 4]) -> __m512i {
-    _mm512_broadcast_i32x4(_mm_loadu_si128(v.as_ptr() as *const __m128i))
+    /// Rows `row..row + 4` of `a` against the group: lane c of result r is
+    /// `dot_q4k(weight row c, activation row row + r)` with `per_64`.
+    #[inline(always)]
+    unsafe fn four_rows(&self, a: &[Q8K], per: usize, row: usize) -> [__m512; 4] {
+        let m4 = _mm512_set1_epi8(0x0F);
+        let load = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc_min = [_mm512_setzero_ps(); 4];
+        for bi in 0..per {
+            let y: [&Q8K; 4] = std::array::from_fn(|r| a.get_unchecked((row + r) * per + bi));
+            let d = _mm512_loadu_ps(self.d[bi].as_ptr());
+            let dmin = _mm512_loadu_ps(self.dmin[bi].as_ptr());
+            // `d * y.d` as the scalar kernel rounds it.
+            let yd: [__m512; 4] = std::array::from_fn(|r| _mm512_set1_ps(y[r].d));
+            for j in 0..4 {
+                let mut lo = [_mm512_setzero_si512(); 4];
+                let mut hi = [_mm512_setzero_si512(); 4];
+                for e in 0..8 {
+                    let q = load(&self.qs[bi * 32 + j * 8 + e]);
+                    let ql = _mm512_and_si512(q, m4);
+                    let qh = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4);
+                    for r in 0..4 {
+                        let at = y[r].qs.as_ptr().add(64 * j + 4 * e);
+                        let yl = _mm512_set1_epi32((at as *const i32).read_unaligned());
+                        let yh = _mm512_set1_epi32((at.add(32) as *const i32).read_unaligned());
+                        lo[r] = _mm512_dpbusd_epi32(lo[r], ql, yl);
+                        hi[r] = _mm512_dpbusd_epi32(hi[r], qh, yh);
+                    }
+                }
+                let (s0, s1) = (
+                    load(&self.scales[bi * 8 + 2 * j]),
+                    load(&self.scales[bi * 8 + 2 * j + 1]),
+                );
+                let mins = load(&self.mins[bi * 4 + j]);
+                for r in 0..4 {
+                    let isum = _mm512_add_epi32(
+                        _mm512_mullo_epi32(lo[r], s0),
+                        _mm512_mullo_epi32(hi[r], s1),
+                    );
+                    let bs = &y[r].bsums[4 * j..4 * j + 4];
+                    let pair =
+                        (bs[0] + bs[1]) as u16 as u32 | ((bs[2] + bs[3]) as u16 as u32) << 16;
+                    let imin = _mm512_madd_epi16(mins, _mm512_set1_epi32(pair as i32));
+                    acc[r] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, yd[r]), acc[r]);
+                    acc_min[r] = _mm512_fmadd_ps(
+                        _mm512_cvtepi32_ps(imin),
+                        _mm512_mul_ps(dmin, yd[r]),
+                        acc_min[r],
+                    );
+                }
+            }
+        }
+        std::array::from_fn(|r| _mm512_sub_ps(acc[r], acc_min[r]))
+    }
 }
 
 /// Lane `i` of the two results: the sum of the low eight and of the high eight i32 lanes
@@ -105,9 +177,9 @@ unsafe fn reduce16(v: &[__m512i; 16]) -> (__m512i, __m512i) {
     )
 }
 
-/// `out[row][col]` for rows `0..rows` (a multiple of four) and the columns of `cols` in
-/// whole groups of four, each the value of [`super::dots::dot_q4k`] with `per_64`.
-/// Returns the first column it did not do (the caller does the last one to three).
+/// `out[row][col]` for rows `0..rows` (a multiple of four) and the columns `cols`, each
+/// the value of [`super::dots::dot_q4k`] with `per_64`: sixteen weight rows at a time,
+/// repacked ([`Group`]) once for all activation rows, against four activation rows.
 ///
 /// # Safety
 /// The CPU must have AVX-512 F, BW and VNNI; `w` holds `n` rows and `a` at least `rows`
@@ -122,85 +194,27 @@ pub unsafe fn gemm_q4k(
     n: usize,
     cols: Range<usize>,
     out: OutPtr,
-) -> usize {
+) {
     debug_assert_eq!(rows % 4, 0);
     debug_assert!(w.len() >= n * per && a.len() >= rows * per);
     let wb = bytes_of(w);
-    // Lane r·4 + c holds (activation row r, weight row c).
-    let by_row = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    // Low nibbles for the first 32 bytes of a 64-value group, high ones for the rest.
-    let shift = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
-    let m4 = _mm512_set1_epi8(0x0F);
+    let mut group = Group::new(per);
     let mut col = cols.start;
-    while col + 4 <= cols.end {
-        let cs = Columns::new(wb, per, col);
+    while col < cols.end {
+        let width = (cols.end - col).min(16);
+        group.fill(wb, per, col, width);
         for row in (0..rows).step_by(4) {
-            let mut acc = _mm512_setzero_ps();
-            let mut acc_min = _mm512_setzero_ps();
-            for bi in 0..per {
-                let y: [&Q8K; 4] = std::array::from_fn(|r| a.get_unchecked((row + r) * per + bi));
-                let yd = _mm512_permutexvar_ps(
-                    by_row,
-                    _mm512_castps128_ps512(_mm_set_ps(y[3].d, y[2].d, y[1].d, y[0].d)),
-                );
-                let d = _mm512_mul_ps(_mm512_broadcast_f32x4(_mm_loadu_ps(cs.d[bi].as_ptr())), yd);
-                let dmin = _mm512_mul_ps(
-                    _mm512_broadcast_f32x4(_mm_loadu_ps(cs.dmin[bi].as_ptr())),
-                    yd,
-                );
-                // Activation sums per 32-value sub-block, `[sub][row]`.
-                let mut bsub = [[0i32; 4]; 8];
-                for (r, yr) in y.iter().enumerate() {
-                    for (sub, s) in bsub.iter_mut().enumerate() {
-                        s[r] = yr.bsums[2 * sub] as i32 + yr.bsums[2 * sub + 1] as i32;
-                    }
-                }
-                for j in 0..4 {
-                    let mut wv = [_mm512_setzero_si512(); 4];
-                    for (k, v) in wv.iter_mut().enumerate() {
-                        let q = wb.as_ptr().add(((col + k) * per + bi) * SIZE + 16 + 32 * j);
-                        let q = _mm512_broadcast_i64x4(_mm256_loadu_si256(q as *const __m256i));
-                        *v = _mm512_and_si512(_mm512_srlv_epi64(q, shift), m4);
-                    }
-                    let mut p = [_mm512_setzero_si512(); 16];
-                    for (r, yr) in y.iter().enumerate() {
-                        let yv = _mm512_loadu_si512(yr.qs.as_ptr().add(64 * j) as *const __m512i);
-                        for k in 0..4 {
-                            p[4 * r + k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[k], yv);
-                        }
-                    }
-                    let (lo, hi) = reduce16(&p);
-                    let scales = &cs.scales[bi];
-                    let isum = _mm512_add_epi32(
-                        _mm512_mullo_epi32(lo, by_column(&scales[2 * j])),
-                        _mm512_mullo_epi32(hi, by_column(&scales[2 * j + 1])),
-                    );
-                    let mins = &cs.mins[bi];
-                    let imin = _mm512_add_epi32(
-                        _mm512_mullo_epi32(
-                            by_column(&mins[2 * j]),
-                            _mm512_permutexvar_epi32(by_row, four(&bsub[2 * j])),
-                        ),
-                        _mm512_mullo_epi32(
-                            by_column(&mins[2 * j + 1]),
-                            _mm512_permutexvar_epi32(by_row, four(&bsub[2 * j + 1])),
-                        ),
-                    );
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), d, acc);
-                    acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dmin, acc_min);
-                }
-            }
-            let mut res = [0f32; 16];
-            _mm512_storeu_ps(res.as_mut_ptr(), _mm512_sub_ps(acc, acc_min));
-            for r in 0..4 {
-                for k in 0..4 {
-                    *out.at((row + r) * n + col + k) = res[4 * r + k];
+            let res = group.four_rows(a, per, row);
+            for (r, v) in res.iter().enumerate() {
+                let mut lanes = [0f32; 16];
+                _mm512_storeu_ps(lanes.as_mut_ptr(), *v);
+                for (c, &x) in lanes[..width].iter().enumerate() {
+                    *out.at((row + r) * n + col + c) = x;
                 }
             }
         }
-        col += 4;
+        col += width;
     }
-    col
 }
 
 /// `out[row][col]` for one activation row and the columns of `cols` in whole groups of

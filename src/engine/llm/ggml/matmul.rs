@@ -327,8 +327,8 @@ impl GgmlMatMul {
         out
     }
 
-    /// Q4_K with AVX-512: the gemm for the rows in fours (columns in fours), the gemv for
-    /// the rest (columns in sixteens); the last few columns by the AVX2 per-pair kernel.
+    /// Q4_K with AVX-512: the gemm for the rows in fours, the gemv for the rest (columns
+    /// in sixteens, the last few by the AVX2 per-pair kernel).
     #[cfg(all(target_arch = "x86_64", svodka_avx512))]
     fn q4k_avx512(&self, w: &[BlockQ4K], a: &[Q8K], m: usize, out: OutPtr) {
         let (n, per) = (self.n, self.k / QK_K);
@@ -339,19 +339,15 @@ impl GgmlMatMul {
             // `w` has n rows and `a` m rows of `per` blocks; these columns are this
             // worker's alone.
             unsafe {
-                let done = match gemm_rows {
-                    0 => cols.start,
-                    _ => super::avx512::gemm_q4k(w, a, per, gemm_rows, n, cols.clone(), out),
-                };
-                for row in 0..m {
-                    let rest = if row < gemm_rows {
-                        done..cols.end
-                    } else {
-                        super::avx512::gemv_q4k(w, a, per, row, n, cols.clone(), out)..cols.end
-                    };
+                if gemm_rows > 0 {
+                    super::avx512::gemm_q4k(w, a, per, gemm_rows, n, cols.clone(), out);
+                }
+                for row in gemm_rows..m {
+                    let rest =
+                        super::avx512::gemv_q4k(w, a, per, row, n, cols.clone(), out)..cols.end;
                     let ar = &a[row * per..(row + 1) * per];
                     for col in rest {
-                        let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, row < gemm_rows);
+                        let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, false);
                         *out.at(row * n + col) = v;
                     }
                 }
