@@ -1,18 +1,21 @@
 //! The K-quant matmuls with AVX-512, each bit for bit the portable or AVX2 kernel it
-//! replaces: Q4_K for prompts ([`gemm_q4k`], four activation rows by four weight rows)
-//! and for generation ([`gemv_q4k`], one row by sixteen), Q6_K for generation
+//! replaces: Q4_K for prompts ([`gemm_q4k`], sixteen weight rows by four activation
+//! rows) and for generation ([`gemv_q4k`], one row by sixteen), Q6_K for generation
 //! ([`dot_q6k_pair`], two weight rows per pass).
 //!
 //! Q4_K is most of a Q4_K_M model, and llama.cpp multiplies it with one float FMA per 64
 //! values (prompts, [`super::dots::dot_q4k`] with `per_64`) or per block (generation) for
 //! each (row, column). Per pair [`super::avx2::dot_q4k`] spends most of its time on what
 //! is not multiplying: a horizontal sum and the scale and min extraction for every 64
-//! values. Here one `vpdpbusd` takes each pair's 64 products, sixteen pairs' sums are
-//! reduced together by one shuffle tree, scales and mins are applied to all sixteen at
-//! once (unpacked once per column group for all its row groups, or gathered and unpacked
-//! in vector registers), and each lane then gets the scalar kernel's FMAs in the scalar
-//! kernel's order. Integer sums are exact in any grouping, so every result is bit for bit
-//! that of `dot_q4k`.
+//! values. For prompts the sixteen weight rows of a column group are repacked once for
+//! all activation rows (as llama.cpp repacks Q4_K at load, but per call, so loading
+//! copies nothing): a vector holds four quant bytes of each row, a broadcast activation
+//! meets all sixteen in one `vpdpbusd`, and each lane sums one row with no horizontal
+//! sum. For generation one `vpdpbusd` takes each pair's 64 products, sixteen pairs' sums
+//! are reduced together by one shuffle tree, and scales and mins are gathered and
+//! unpacked in vector registers. Either way each lane then gets the scalar kernel's FMAs
+//! in the scalar kernel's order; integer sums are exact in any grouping, so every result
+//! is bit for bit that of `dot_q4k`.
 
 // Built only by Rust >= 1.89, whose AVX-512 intrinsics are stable (see build.rs).
 #![allow(clippy::incompatible_msrv)]
