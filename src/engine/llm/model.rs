@@ -106,7 +106,15 @@ struct Layer {
     down: GgufProj,
     window: Option<usize>,
     rope: Arc<Rope>,
-    cache: candle_nn::kv_cache::KvCache,
+    cache: KvCache,
+}
+
+/// A layer's keys and values: candle's cache on accelerators; on the CPU llama.cpp's
+/// f16 cache, which attention reads in place.
+#[derive(Debug, Clone)]
+enum KvCache {
+    Device(candle_nn::kv_cache::KvCache),
+    Host(ggml::HostKv),
 }
 
 /// Reads tensors of one GGUF file.
@@ -283,7 +291,11 @@ impl LlmModel {
                     global.clone()
                 },
                 window,
-                cache: candle_nn::kv_cache::KvCache::new(2, max_pos),
+                cache: if device.is_cpu() {
+                    KvCache::Host(ggml::HostKv::new(config.n_kv_head, config.head_dim))
+                } else {
+                    KvCache::Device(candle_nn::kv_cache::KvCache::new(2, max_pos))
+                },
             });
         }
         Ok(LlmModel {
@@ -324,7 +336,10 @@ impl LlmModel {
     pub fn reset(&mut self) {
         self.pos = 0;
         for l in &mut self.layers {
-            l.cache.reset();
+            match &mut l.cache {
+                KvCache::Host(c) => c.clear(),
+                KvCache::Device(c) => c.reset(),
+            }
         }
     }
 
@@ -450,47 +465,41 @@ fn layer_forward(
     };
     let q = layer.rope.apply(&q, offset, cfg.rope_interleaved)?;
     let k = layer.rope.apply(&k, offset, cfg.rope_interleaved)?;
-    // On the CPU, keys, values, queries and attention weights are rounded to f16 where
-    // llama.cpp stores or multiplies them in f16 (its default KV cache type).
-    let ggml = x.device().is_cpu();
-    let f16 = |t: Tensor| -> Result<Tensor> {
-        Ok(if ggml {
-            t.to_dtype(DType::F16)?.to_dtype(DType::F32)?
-        } else {
-            t
-        })
-    };
-    // llama.cpp scales Gemma's queries before the product and the others' scores after.
-    let q = if cfg.scale_queries {
-        f16((q * cfg.attn_scale)?)?
-    } else {
-        f16(q)?
-    };
-    let (k, v) = (f16(k)?, f16(v)?);
-
-    // Cache layout (batch, kv_heads, positions, head_dim).
-    let k = k.transpose(1, 2)?.contiguous()?;
-    let v = v.transpose(1, 2)?.contiguous()?;
-    let (k, v) = layer.cache.append(&k, &v)?;
-    let total = offset + seq;
     // Keys older than every query's window are never visible: leave them out.
     let start = match layer.window {
         Some(w) if offset + 1 > w => offset + 1 - w,
         _ => 0,
     };
-    let (k, v) = if start > 0 {
-        (
-            k.narrow(2, start, total - start)?,
-            v.narrow(2, start, total - start)?,
-        )
+    // llama.cpp scales Gemma's queries before the product and the others' scores after.
+    let q = if cfg.scale_queries {
+        (q * cfg.attn_scale)?
     } else {
-        (k, v)
+        q
     };
-
-    let out = if ggml {
-        host_attention(layer, cfg, &q, &k, &v, seq, offset, start)?
-    } else {
-        device_attention(layer, cfg, &q, &k, &v, (offset, start), masks)?
+    let out = match &mut layer.cache {
+        KvCache::Host(cache) => {
+            // llama.cpp's f16 cache; the queries are rounded to f16 for their products.
+            let flat = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+            cache.append(&flat(&k)?, &flat(&v)?);
+            let q = q.to_dtype(DType::F16)?.to_dtype(DType::F32)?;
+            host_attention(layer.window, cfg, &q, cache, seq, offset, start)?
+        }
+        KvCache::Device(cache) => {
+            // Cache layout (batch, kv_heads, positions, head_dim).
+            let k = k.transpose(1, 2)?.contiguous()?;
+            let v = v.transpose(1, 2)?.contiguous()?;
+            let (k, v) = cache.append(&k, &v)?;
+            let total = offset + seq;
+            let (k, v) = if start > 0 {
+                (
+                    k.narrow(2, start, total - start)?,
+                    v.narrow(2, start, total - start)?,
+                )
+            } else {
+                (k, v)
+            };
+            device_attention(layer.window, cfg, &q, &k, &v, (offset, start), masks)?
+        }
     };
     let mut attn = layer.wo.forward(&out)?;
     if let Some(n) = &layer.post_attn_norm {
@@ -502,7 +511,7 @@ fn layer_forward(
 /// Attention with candle's ops (accelerators); arguments as [`host_attention`]'s,
 /// `span` = (offset, start).
 fn device_attention(
-    layer: &Layer,
+    window: Option<usize>,
     cfg: &LlmConfig,
     q: &Tensor,
     k: &Tensor,
@@ -524,13 +533,13 @@ fn device_attention(
     if !cfg.scale_queries {
         att = (att * cfg.attn_scale)?;
     }
-    let needs_mask = seq > 1 || layer.window.is_some_and(|w| total - start > w);
+    let needs_mask = seq > 1 || window.is_some_and(|w| total - start > w);
     if needs_mask {
-        let key = (start, layer.window);
+        let key = (start, window);
         let mask = match masks.iter().find(|(k, _)| *k == key) {
             Some((_, m)) => m.clone(),
             None => {
-                let m = attention_mask(seq, offset, start, layer.window, rep, q.device())?;
+                let m = attention_mask(seq, offset, start, window, rep, q.device())?;
                 masks.push((key, m.clone()));
                 m
             }
@@ -546,15 +555,13 @@ fn device_attention(
 }
 
 /// Attention on the host with llama.cpp's arithmetic; `q` is (1, seq, heads, head_dim),
-/// `k` and `v` the caches (1, kv heads, positions from `start`, head_dim). Returns
+/// rounded to f16; `cache` holds the keys and values up to the new positions. Returns
 /// (1, seq, heads × head_dim).
-#[allow(clippy::too_many_arguments)]
 fn host_attention(
-    layer: &Layer,
+    window: Option<usize>,
     cfg: &LlmConfig,
     q: &Tensor,
-    k: &Tensor,
-    v: &Tensor,
+    cache: &ggml::HostKv,
     seq: usize,
     offset: usize,
     start: usize,
@@ -568,21 +575,18 @@ fn host_attention(
         .contiguous()?
         .flatten_all()?
         .to_vec1::<f32>()?;
-    let kd = k.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
-    let vd = v.contiguous()?.flatten_all()?.to_vec1::<f32>()?;
     let per_q = rep * seq * hd;
-    let per_kv = kd.len() / nkv;
     let mut out = Vec::with_capacity(nh * seq * hd);
     for g in 0..nkv {
         out.extend(ggml::attention(&ggml::Attention {
             q: &qg[g * per_q..(g + 1) * per_q],
-            k: &kd[g * per_kv..(g + 1) * per_kv],
-            v: &vd[g * per_kv..(g + 1) * per_kv],
+            k: cache.keys(g, start),
+            v: cache.values(g, start),
             head_dim: hd,
             seq,
             offset,
             start,
-            window: layer.window,
+            window,
             scale: if cfg.scale_queries {
                 1.0
             } else {

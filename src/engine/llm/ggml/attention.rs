@@ -222,6 +222,56 @@ pub fn attention(a: &Attention) -> Vec<f32> {
     out
 }
 
+/// One layer's keys and values on the host as llama.cpp's f16 cache holds them
+/// (rounded to f16, kept as f32): one run of positions per kv head, which attention
+/// reads in place.
+#[derive(Debug, Clone)]
+pub struct HostKv {
+    head_dim: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+}
+
+impl HostKv {
+    /// An empty cache for `heads` kv heads of `head_dim`.
+    pub fn new(heads: usize, head_dim: usize) -> HostKv {
+        HostKv {
+            head_dim,
+            k: vec![Vec::new(); heads],
+            v: vec![Vec::new(); heads],
+        }
+    }
+
+    /// Appends new positions' keys and values, each laid out (positions, heads,
+    /// head_dim).
+    pub fn append(&mut self, k: &[f32], v: &[f32]) {
+        let hd = self.head_dim;
+        let heads = self.k.len();
+        for (new, cache) in [(k, &mut self.k), (v, &mut self.v)] {
+            for pos in new.chunks_exact(heads * hd) {
+                for (head, row) in cache.iter_mut().zip(pos.chunks_exact(hd)) {
+                    head.extend(row.iter().map(|&x| f16::from_f32(x).to_f32()));
+                }
+            }
+        }
+    }
+
+    /// Keys of kv head `head` from position `from` on, (positions, head_dim).
+    pub fn keys(&self, head: usize, from: usize) -> &[f32] {
+        &self.k[head][from * self.head_dim..]
+    }
+
+    /// Values of kv head `head` from position `from` on, (positions, head_dim).
+    pub fn values(&self, head: usize, from: usize) -> &[f32] {
+        &self.v[head][from * self.head_dim..]
+    }
+
+    /// Forgets every position.
+    pub fn clear(&mut self) {
+        self.k.iter_mut().chain(&mut self.v).for_each(Vec::clear);
+    }
+}
+
 /// Rotary embedding in place, as ggml's CPU rope rotates: `x` is (positions, heads,
 /// head_dim) for positions from `offset`; `cos`/`sin` are (positions, head_dim / 2)
 /// tables built the way ggml builds its cache. Pairs are (j, j + head_dim/2), or

@@ -124,6 +124,42 @@ impl OutPtr {
     }
 }
 
+/// `m` rows of `x` (`k` values each) rounded to `per` blocks each by `round`, the rows
+/// shared among the pool's threads: one row at a time, the other threads would wait.
+fn quantize_rows<B: Copy + Send>(
+    x: &[f32],
+    k: usize,
+    m: usize,
+    zero: B,
+    per: usize,
+    round: impl Fn(&[f32], &mut [B]) + Sync,
+) -> Vec<B> {
+    struct Rows<B>(*mut B);
+    // SAFETY: every worker writes its own rows.
+    unsafe impl<B: Send> Sync for Rows<B> {}
+    impl<B> Rows<B> {
+        /// Row `row` of `per` blocks (a method, so closures capture the `Sync` wrapper).
+        #[allow(clippy::mut_from_ref)]
+        unsafe fn row(&self, row: usize, per: usize) -> &mut [B] {
+            std::slice::from_raw_parts_mut(self.0.add(row * per), per)
+        }
+    }
+    let mut blocks = vec![zero; m * per];
+    let rows = Rows(blocks.as_mut_ptr());
+    let work = |range: std::ops::Range<usize>| {
+        for row in range {
+            // SAFETY: row < m, and each row goes to one worker.
+            round(&x[row * k..(row + 1) * k], unsafe { rows.row(row, per) });
+        }
+    };
+    if m < 16 {
+        work(0..m);
+    } else {
+        candle_core::utils::barrier_pool().execute_chunked(m, work);
+    }
+    blocks
+}
+
 /// Columns one task takes at a time: their weight rows stay in cache while every
 /// activation row passes over them.
 const COLUMN_TILE: usize = 16;
@@ -218,33 +254,19 @@ impl GgmlMatMul {
         let k = self.k;
         match self.w {
             Blocks::Q4_0(_) | Blocks::Q8_0(_) => {
-                let per = k / QK8_0;
-                let mut a = vec![
-                    Q8_0 {
-                        d: f16::ZERO,
-                        qs: [0; QK8_0]
-                    };
-                    m * per
-                ];
-                for (row, out) in x.chunks_exact(k).zip(a.chunks_exact_mut(per)) {
-                    quantize_q8_0(row, out);
-                }
-                Acts::Q8_0(a)
+                let zero = Q8_0 {
+                    d: f16::ZERO,
+                    qs: [0; QK8_0],
+                };
+                Acts::Q8_0(quantize_rows(x, k, m, zero, k / QK8_0, quantize_q8_0))
             }
             _ => {
-                let per = k / QK_K;
-                let mut a = vec![
-                    Q8K {
-                        d: 0.0,
-                        qs: [0; QK_K],
-                        bsums: [0; QK_K / 16]
-                    };
-                    m * per
-                ];
-                for (row, out) in x.chunks_exact(k).zip(a.chunks_exact_mut(per)) {
-                    quantize_q8k(row, out);
-                }
-                Acts::Q8K(a)
+                let zero = Q8K {
+                    d: 0.0,
+                    qs: [0; QK_K],
+                    bsums: [0; QK_K / 16],
+                };
+                Acts::Q8K(quantize_rows(x, k, m, zero, k / QK_K, quantize_q8k))
             }
         }
     }

@@ -41,7 +41,7 @@ mod pointwise;
 #[cfg(test)]
 mod tests;
 
-pub use attention::{attention, rope, Attention};
+pub use attention::{attention, rope, Attention, HostKv};
 pub use f16::F16MatMul;
 pub use matmul::GgmlMatMul;
 pub use pointwise::{gelu, rms_norm};
