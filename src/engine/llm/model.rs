@@ -358,7 +358,8 @@ impl LlmModel {
             )));
         }
         if seq <= UBATCH {
-            return self.forward_ubatch(tokens, all_logits);
+            let x = self.run_ubatch(tokens)?;
+            return self.logits(&x, all_logits);
         }
         // A long prompt goes through in llama.cpp's ubatches: ggml's kernels choose
         // their summation by the number of rows (fours for Q4_K, eight or more for
@@ -366,16 +367,17 @@ impl LlmModel {
         let mut parts = Vec::new();
         let last = (seq - 1) / UBATCH;
         for (i, chunk) in tokens.chunks(UBATCH).enumerate() {
-            let logits = self.forward_ubatch(chunk, all_logits)?;
+            let x = self.run_ubatch(chunk)?;
+            // Logits nobody reads are not computed (a vocabulary-wide matmul each).
             if all_logits || i == last {
-                parts.push(logits);
+                parts.push(self.logits(&x, all_logits)?);
             }
         }
         Ok(Tensor::cat(&parts, 0)?)
     }
 
-    /// [`LlmModel::forward`] for at most one ubatch.
-    fn forward_ubatch(&mut self, tokens: &[u32], all_logits: bool) -> Result<Tensor> {
+    /// The layers over at most one ubatch: the hidden states (1, tokens, dim).
+    fn run_ubatch(&mut self, tokens: &[u32]) -> Result<Tensor> {
         let seq = tokens.len();
         let mut x = self.embeddings.rows(tokens, &self.device)?.unsqueeze(0)?;
         if let Some(s) = self.config.embed_scale {
@@ -388,6 +390,13 @@ impl LlmModel {
             x = layer_forward(layer, &self.config, &x, offset, &mut masks)?;
         }
         self.pos += seq;
+        Ok(x)
+    }
+
+    /// Logits of every position of `x` (from [`LlmModel::run_ubatch`]) when
+    /// `all_logits`, else of the last one.
+    fn logits(&self, x: &Tensor, all_logits: bool) -> Result<Tensor> {
+        let seq = x.dim(1)?;
         let x = x.squeeze(0)?;
         let x = if all_logits {
             x
