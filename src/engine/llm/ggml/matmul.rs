@@ -327,8 +327,12 @@ impl GgmlMatMul {
             }
             (Blocks::Q6K(w), Acts::Q8K(a)) => {
                 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-                if m < 8 && crate::cpu::features().avx512_vnni() {
-                    self.q6k_pairs(w, a, m, ptr);
+                if crate::cpu::features().avx512_vnni() {
+                    if m < 8 {
+                        self.q6k_pairs(w, a, m, ptr);
+                    } else {
+                        self.q6k_gemm(w, a, m, ptr);
+                    }
                     return out;
                 }
                 // From eight rows on, ggml takes Q6_K through its tiled kernel.
@@ -370,6 +374,32 @@ impl GgmlMatMul {
                     let ar = &a[row * per..(row + 1) * per];
                     for col in rest {
                         let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, false);
+                        *out.at(row * n + col) = v;
+                    }
+                }
+            }
+        };
+        self.parallel(m, work);
+    }
+
+    /// Q6_K from eight rows on (ggml's tiled order) with AVX-512 VNNI, sixteen weight rows
+    /// at a time; the last few columns by the AVX2 per-pair kernel.
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    fn q6k_gemm(&self, w: &[BlockQ6K], a: &[Q8K], m: usize, out: OutPtr) {
+        const _: () = assert!(COLUMN_TILE % 16 == 0);
+        let (n, per) = (self.n, self.k / QK_K);
+        let work = |tiles: std::ops::Range<usize>| {
+            // Tiles are whole groups of the gemm's sixteen, so no group spans two workers.
+            let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+            // SAFETY: the caller checked AVX-512 F/BW/VNNI (which imply AVX2 and FMA);
+            // `w` has n rows and `a` m rows of `per` blocks; these columns are this
+            // worker's alone.
+            unsafe {
+                let done = super::avx512_q6k::gemm_q6k(w, a, per, m, n, cols.clone(), out);
+                for row in 0..m {
+                    let ar = &a[row * per..(row + 1) * per];
+                    for col in done..cols.end {
+                        let v = avx2::dot_q6k_tiled(&w[col * per..(col + 1) * per], ar);
                         *out.at(row * n + col) = v;
                     }
                 }

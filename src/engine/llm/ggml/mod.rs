@@ -33,6 +33,9 @@ mod avx512;
 /// Prompt attention with AVX-512 (Rust 1.89 and later, as [`avx512`]).
 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
 mod avx512_attention;
+/// The AVX-512 VNNI Q6_K gemm for prompts, where `avx512` is built.
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+mod avx512_q6k;
 mod blocks;
 mod dots;
 mod f16;

@@ -306,3 +306,43 @@ fn q6k_matmul_below_eight_rows_is_bit_for_bit_the_portable_kernel() {
         }
     }
 }
+
+/// The Q6_K matmul as dispatched from eight rows on (the AVX-512 VNNI gemm, sixteen
+/// weight rows at a time, where the CPU has it) bit for bit against the portable kernel
+/// in ggml's tiled order. Shapes leave one to five activation rows over the gemm's
+/// multiples of six and weight rows over its multiples of sixteen, and take one to four
+/// blocks per row.
+#[test]
+fn q6k_matmul_from_eight_rows_is_bit_for_bit_the_portable_kernel() {
+    if !crate::cpu::features().avx512_vnni() {
+        println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
+    }
+    for m in [8, 9, 11, 13, 33, 64] {
+        for n in [16, 17, 35, 48] {
+            for per in 1..=4 {
+                let k = 256 * per;
+                let seed = (m * 1000 + n * 10 + per) as u64;
+                let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
+                let x = random(m * k, seed + 1);
+                let q = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
+                let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+                let got = mm.forward(&x, m);
+                let (Blocks::Q6K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
+                    unreachable!()
+                };
+                for r in 0..m {
+                    for c in 0..n {
+                        let want =
+                            dot_q6k_tiled(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
+                        assert_eq!(
+                            got[r * n + c].to_bits(),
+                            want.to_bits(),
+                            "m {m} n {n} k {k}: ({r},{c}) {} vs {want}",
+                            got[r * n + c]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
