@@ -284,6 +284,18 @@ impl GgmlMatMul {
             }
             (Blocks::Q4_0(w), Acts::Q8_0(a)) => self.run(w, as_blocks_q8_0(a), m, ptr),
             (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
+                #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+                if crate::cpu::features().avx512_vnni() && crate::cpu::features().avx2_fma_f16c() {
+                    let (n, per) = (self.n, self.k / QK8_0);
+                    let work = |tiles: std::ops::Range<usize>| {
+                        let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
+                        // SAFETY: the CPU has AVX-512 F, BW and VNNI, FMA and F16C; the
+                        // tiles' columns are this worker's alone.
+                        unsafe { super::avx512_q8_0::tile_q8_0(w, a, per, m, n, cols, ptr) };
+                    };
+                    self.parallel(m, work);
+                    return out;
+                }
                 if crate::cpu::features().avx2_fma_f16c() {
                     let (n, per) = (self.n, self.k / QK8_0);
                     let work = |tiles: std::ops::Range<usize>| {

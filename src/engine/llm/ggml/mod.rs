@@ -36,6 +36,10 @@ mod avx512_attention;
 /// The AVX-512 VNNI Q6_K gemm for prompts, where `avx512` is built.
 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
 mod avx512_q6k;
+/// The AVX-512 VNNI Q8_0 matmul (also Q5_0, which is loaded as Q8_0), where the compiler
+/// has AVX-512 intrinsics.
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+mod avx512_q8_0;
 mod blocks;
 mod dots;
 mod f16;

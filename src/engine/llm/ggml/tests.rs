@@ -346,3 +346,85 @@ fn q6k_matmul_from_eight_rows_is_bit_for_bit_the_portable_kernel() {
         }
     }
 }
+
+/// The Q8_0 matmul as dispatched on this CPU (the AVX-512 VNNI kernel where the CPU has
+/// it) bit for bit against the portable kernel, and the AVX-512 kernel alone on a column
+/// range that starts and ends inside its groups. Shapes leave rows and columns past the
+/// kernels' tiles; weights are raw blocks with every byte value (-128 included) and whole
+/// blocks at ±127, activations are rounded as the engine rounds them, some blocks at ±127.
+#[test]
+fn q8_0_matmul_is_bit_for_bit_the_portable_kernel() {
+    if !crate::cpu::features().avx512_vnni() {
+        println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
+    }
+    let mut lcg = crate::testing::Lcg::new(11);
+    for (m, n, per) in [
+        (1, 37, 3),
+        (1, 16, 1),
+        (2, 16, 1),
+        (3, 9, 2),
+        (5, 40, 5),
+        (8, 23, 4),
+        (13, 17, 1),
+        (33, 50, 2),
+        (6, 7, 3),
+    ] {
+        let k = per * 32;
+        let mut bytes = Vec::with_capacity(n * per * 34);
+        for (b, v) in lcg.values(n * per * 33).chunks_exact(33).enumerate() {
+            // Random mantissas, so that a scale product rounded otherwise would show.
+            bytes.extend(f16::from_f32((v[0] + 0.75) * 0.01).to_le_bytes());
+            for &x in &v[1..] {
+                let q = match (b % 4, x < 0.0) {
+                    (0, true) => -127,
+                    (0, false) => 127,
+                    _ => (x * 256.0).floor() as i8,
+                };
+                bytes.push(q as u8);
+            }
+        }
+        let len = bytes.len();
+        let mm = GgmlMatMul::in_place(GgmlDType::Q8_0, n, k, &bytes.into(), 0..len)
+            .unwrap()
+            .unwrap();
+        let mut x = random(m * k, 12 + m as u64);
+        for (i, v) in x.iter_mut().enumerate() {
+            if (i / 32) % 3 == 1 {
+                *v = if i % 2 == 0 { 2.0 } else { -2.0 };
+            }
+        }
+        let got = mm.forward(&x, m);
+        let (Blocks::Q8_0(wb), Acts::Q8_0(a)) = (&mm.w, mm.quantize(&x, m)) else {
+            unreachable!()
+        };
+        let want =
+            |r: usize, c: usize| dot_q8_0(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
+        for r in 0..m {
+            for c in 0..n {
+                assert_eq!(
+                    got[r * n + c].to_bits(),
+                    want(r, c).to_bits(),
+                    "m {m} n {n} per {per}: ({r},{c}) {} vs {}",
+                    got[r * n + c],
+                    want(r, c)
+                );
+            }
+        }
+        #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+        if crate::cpu::features().avx512_vnni() {
+            let cols = 3..n - 2;
+            let mut out = vec![f32::NAN; m * n];
+            let ptr = OutPtr(out.as_mut_ptr());
+            unsafe { super::avx512_q8_0::tile_q8_0(wb, &a, per, m, n, cols.clone(), ptr) };
+            for r in 0..m {
+                for c in 0..n {
+                    let v = out[r * n + c];
+                    match cols.contains(&c) {
+                        true => assert_eq!(v.to_bits(), want(r, c).to_bits(), "({r},{c})"),
+                        false => assert!(v.is_nan(), "({r},{c}) outside the columns written"),
+                    }
+                }
+            }
+        }
+    }
+}
