@@ -225,6 +225,9 @@ impl LlmModel {
     pub fn from_gguf(file: &GgufFile, device: &Device, max_pos: usize) -> Result<LlmModel> {
         let config = LlmConfig::from_gguf(&file.content)?;
         let max_pos = max_pos.min(config.context_length).max(1);
+        if device.is_cpu() {
+            crate::util::keep_freed_memory();
+        }
         let mut ld = Loader { file, device };
         let eps = config.rms_eps;
         let factors = if ld.has("rope_freqs.weight") {
