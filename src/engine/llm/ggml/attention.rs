@@ -196,6 +196,11 @@ pub fn attention(a: &Attention) -> Vec<f32> {
         (a.seq > 1 && hd % 16 == 0 && f.avx512f && f.fma && f.f16c)
             .then(|| super::avx512_attention::Transposed::new(a.v, hd, a.start))
     };
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    let single_avx512 = {
+        let f = crate::cpu::features();
+        a.seq == 1 && hd % 64 == 0 && f.avx512f && f.fma && f.f16c
+    };
     let work = |range: std::ops::Range<usize>| {
         // SAFETY: each range of rows owns its slice of `out`.
         let out =
@@ -204,6 +209,12 @@ pub fn attention(a: &Attention) -> Vec<f32> {
         if let Some(vt) = &transposed {
             // SAFETY: the CPU has AVX-512 F, FMA and F16C (checked), `vt` is of `a.v`.
             unsafe { super::avx512_attention::attention_rows(a, vt, range, out) };
+            return;
+        }
+        #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+        if single_avx512 {
+            // SAFETY: the CPU has AVX-512 F, FMA and F16C (checked).
+            unsafe { super::avx512_attention::attention_rows_single(a, range, out) };
             return;
         }
         #[cfg(target_arch = "x86_64")]

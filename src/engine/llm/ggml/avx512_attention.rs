@@ -261,6 +261,129 @@ unsafe fn tile<const Q: usize>(
     weighted_values::<Q>(p, vt, chunks, a.head_dim, out);
 }
 
+/// Scores of query row `row` against the keys of positions `lo..=hi` as
+/// `dot_vec_f16(k, q) * scale` sums them (one new token): four 16-lane accumulators per
+/// key over 64-value steps, folded (0 + 2) + (1 + 3); sixteen keys reduced together.
+/// Written to `p` at position − `base`.
+#[inline(always)]
+unsafe fn single_scores(
+    a: &Attention,
+    row: usize,
+    (lo, hi): (usize, usize),
+    base: usize,
+    p: &mut [f32],
+) {
+    let hd = a.head_dim;
+    let q = a.q.as_ptr().add(row * hd);
+    let mut t = lo;
+    while t <= hi {
+        let mut folded = [_mm512_setzero_ps(); 16];
+        for g in 0..4 {
+            let keys: [*const f32; 4] = std::array::from_fn(|kk| {
+                a.k.as_ptr().add(((t + 4 * g + kk).min(hi) - a.start) * hd)
+            });
+            let mut acc = [[_mm512_setzero_ps(); 4]; 4];
+            for i in (0..hd).step_by(4 * LANES) {
+                for j in 0..4 {
+                    let qv = _mm512_loadu_ps(q.add(i + LANES * j));
+                    for kk in 0..4 {
+                        let kv = _mm512_loadu_ps(keys[kk].add(i + LANES * j));
+                        acc[kk][j] = _mm512_fmadd_ps(kv, qv, acc[kk][j]);
+                    }
+                }
+            }
+            for kk in 0..4 {
+                let [a0, a1, a2, a3] = acc[kk];
+                folded[4 * g + kk] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+            }
+        }
+        let sums = reduce16x16(&folded);
+        for i in 0..LANES.min(hi + 1 - t) {
+            p[t + i - base] = sums[lane_of(i)] * a.scale;
+        }
+        t += LANES;
+    }
+}
+
+/// `out[d] = Σ_t p[t]·v[t][d]` for one new token as the portable `weighted_values`
+/// sums it with 64 slots: position `t` feeds slot `t % 64` in increasing `t`, the four
+/// 16-slot registers folded (0 + 2, 1 + 3, 0 + 1), then the slots pairwise.
+#[inline(always)]
+unsafe fn single_values(
+    a: &Attention,
+    p: &[f32],
+    base: usize,
+    (lo, hi): (usize, usize),
+    acc: &mut Vec<f32>,
+    out: &mut [f32],
+) {
+    const SLOTS: usize = 64;
+    let hd = a.head_dim;
+    acc.clear();
+    acc.resize(SLOTS * hd, 0.0);
+    for pos in lo..=hi {
+        let w = p[pos - base];
+        if w == 0.0 {
+            continue;
+        }
+        let w = _mm512_set1_ps(w);
+        let v = a.v.as_ptr().add((pos - a.start) * hd);
+        let slot = acc.as_mut_ptr().add((pos % SLOTS) * hd);
+        for d in (0..hd).step_by(LANES) {
+            let x = _mm512_fmadd_ps(w, _mm512_loadu_ps(v.add(d)), _mm512_loadu_ps(slot.add(d)));
+            _mm512_storeu_ps(slot.add(d), x);
+        }
+    }
+    let add = |acc: &mut Vec<f32>, to: usize, from: usize| {
+        for d in (0..hd).step_by(LANES) {
+            let (x, y) = (
+                acc.as_mut_ptr().add(to * hd + d),
+                acc.as_ptr().add(from * hd + d),
+            );
+            _mm512_storeu_ps(x, _mm512_add_ps(_mm512_loadu_ps(x), _mm512_loadu_ps(y)));
+        }
+    };
+    for l in 0..LANES {
+        add(acc, l, 2 * LANES + l);
+        add(acc, LANES + l, 3 * LANES + l);
+    }
+    for l in 0..LANES {
+        add(acc, l, LANES + l);
+    }
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for l in 0..width {
+            add(acc, l, l + width);
+        }
+    }
+    out.copy_from_slice(&acc[..hd]);
+}
+
+/// The portable `attention_rows_impl` for one new token (`a.seq == 1`, head_dim a
+/// multiple of 64): rows `rows` of `a`'s queries into `out` ((rows, head_dim)).
+///
+/// # Safety
+/// The CPU must have AVX-512 F and F16C.
+#[target_feature(enable = "avx512f,fma,f16c")]
+pub unsafe fn attention_rows_single(a: &Attention, rows: Range<usize>, out: &mut [f32]) {
+    debug_assert!(a.head_dim % (4 * LANES) == 0 && a.seq == 1);
+    let hd = a.head_dim;
+    let n = a.k.len() / hd;
+    let base = a.start - a.start % LANES;
+    let width = (a.start + n).div_ceil(LANES) * LANES - base;
+    let mut p = vec![0f32; width];
+    let mut acc = Vec::new();
+    for (row, out) in rows.zip(out.chunks_exact_mut(hd)) {
+        let (lo, hi) = visible(a, row);
+        let chunks = (lo - base) / LANES..(hi - base) / LANES + 1;
+        p[chunks.start * LANES..chunks.end * LANES].fill(f32::NEG_INFINITY);
+        single_scores(a, row, (lo, hi), base, &mut p);
+        softmax(&mut p, chunks);
+        single_values(a, &p, base, (lo, hi), &mut acc, out);
+    }
+}
+
 /// The portable `attention_rows_impl` for several new tokens (`a.seq > 1`, head_dim a
 /// multiple of 16): rows `rows` of `a`'s queries into `out` ((rows, head_dim)).
 ///

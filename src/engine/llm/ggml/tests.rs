@@ -127,12 +127,13 @@ fn softmax_sums_to_one_and_ignores_alignment() {
     }
 }
 
-/// Attention over several new tokens as dispatched (AVX-512 where the CPU has it) bit
-/// for bit the portable row-by-row path: head sizes of Qwen, Gemma and smaller, caches
-/// that start past 0 and off a multiple of 16, sliding windows, odd numbers of rows per
-/// thread's share, and scores large enough for `expf`'s out-of-range branch.
+/// Attention over new tokens as dispatched (AVX-512 where the CPU has it) bit for bit
+/// the portable row-by-row path, for prompts and for one new token: head sizes of Qwen,
+/// Gemma and smaller, caches that start past 0 and off a multiple of 16, sliding
+/// windows, odd numbers of rows per thread's share, and scores large enough for
+/// `expf`'s out-of-range branch.
 #[test]
-fn prompt_attention_is_bit_for_bit_the_portable_path() {
+fn attention_is_bit_for_bit_the_portable_path() {
     let round =
         |v: Vec<f32>| -> Vec<f32> { v.into_iter().map(|x| f16::from_f32(x).to_f32()).collect() };
     let mut case = 0u64;
@@ -142,6 +143,11 @@ fn prompt_attention_is_bit_for_bit_the_portable_path() {
         (64, 1, 19, 21, 5, None, 0.125),
         (128, 2, 33, 40, 13, Some(40), 0.0884),
         (64, 3, 9, 3, 0, None, 40.0),
+        // One new token (generation).
+        (128, 6, 1, 1508, 0, None, 0.0884),
+        (256, 4, 1, 700, 189, Some(512), 1.0),
+        (64, 2, 1, 0, 0, None, 0.125),
+        (128, 1, 1, 37, 5, None, 40.0),
     ] {
         case += 1;
         let n = offset + seq - start;
