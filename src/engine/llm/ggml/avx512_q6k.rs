@@ -1,5 +1,6 @@
-//! The Q6_K matmul for prompts with AVX-512 VNNI, bit for bit
-//! [`super::dots::dot_q6k_tiled`] (ggml's tiled kernel, taken from eight rows on).
+//! The Q6_K matmuls with AVX-512: for prompts ([`gemm_q6k`], VNNI), bit for bit
+//! [`super::dots::dot_q6k_tiled`] (ggml's tiled kernel, taken from eight rows on), and
+//! for generation ([`dot_q6k_pair`]), bit for bit [`super::avx2::dot_q6k`].
 //!
 //! Per pair, [`super::avx2::dot_q6k_tiled`] spends much of its time unpacking the 6-bit
 //! codes again for every activation row and reducing eight lanes to one sum per block.
@@ -24,8 +25,10 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use candle_core::quantized::k_quants::BlockQ6K;
+use half::f16;
 
 use super::blocks::{bytes_of, Q8K};
+use super::dots::hsum8;
 use super::matmul::OutPtr;
 
 /// Bytes of one Q6_K block: `ql[128]`, `qh[64]`, `scales: [i8; 16]`, `d: f16`.
@@ -216,4 +219,116 @@ pub unsafe fn gemm_q6k(
         col += GROUP;
     }
     col
+}
+
+/// Two Q6_K rows · one Q8_K row, each as [`super::avx2::dot_q6k`] (ggml's AVX2
+/// `ggml_vec_dot_q6_K_q8_K`) computes it: the same eight i32 lanes per row, the low 256
+/// bits for `wa` and the high 256 for `wb`, the same FMA per lane and block, the same
+/// final sum. Generation (one activation row) takes Q6_K this way, two weight rows per
+/// pass.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW; `wa`, `wb` and `a` hold the same number of blocks.
+#[target_feature(enable = "avx512f,avx512bw,fma")]
+pub unsafe fn dot_q6k_pair(wa: &[BlockQ6K], wb: &[BlockQ6K], a: &[Q8K]) -> (f32, f32) {
+    const SIZE6: usize = 210;
+    let (ba, bb) = (bytes_of(wa), bytes_of(wb));
+    let m3 = _mm512_set1_epi8(3);
+    let m15 = _mm512_set1_epi8(15);
+    let pair = |pa: *const u8, pb: *const u8| {
+        _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_loadu_si256(pa as *const __m256i)),
+            _mm256_loadu_si256(pb as *const __m256i),
+        )
+    };
+    let mut acc = _mm512_setzero_ps();
+    for (i, y) in a.iter().enumerate() {
+        let (xa, xb) = (&ba[i * SIZE6..][..SIZE6], &bb[i * SIZE6..][..SIZE6]);
+        // The weights stream from memory once per token; ask for them ahead.
+        for row in [xa, xb] {
+            let ahead = row.as_ptr().wrapping_add(4 * SIZE6) as *const i8;
+            for line in (0..SIZE6).step_by(64) {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
+            }
+        }
+        let q8sums = _mm512_broadcast_i64x4(_mm256_loadu_si256(y.bsums.as_ptr() as *const __m256i));
+        let scales16 = _mm512_inserti64x4::<1>(
+            _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128(
+                xa.as_ptr().add(192) as *const __m128i
+            ))),
+            _mm256_cvtepi8_epi16(_mm_loadu_si128(xb.as_ptr().add(192) as *const __m128i)),
+        );
+        let sclsub = _mm512_slli_epi32::<5>(_mm512_madd_epi16(q8sums, scales16));
+        let mut sumi = _mm512_setzero_si512();
+        for j in 0..2 {
+            let q4a = pair(xa.as_ptr().add(64 * j), xb.as_ptr().add(64 * j));
+            let q4b = pair(xa.as_ptr().add(64 * j + 32), xb.as_ptr().add(64 * j + 32));
+            let h = pair(xa.as_ptr().add(128 + 32 * j), xb.as_ptr().add(128 + 32 * j));
+            let h0 = _mm512_slli_epi16::<4>(_mm512_and_si512(h, m3));
+            let h1 = _mm512_slli_epi16::<2>(_mm512_and_si512(h, _mm512_set1_epi8(12)));
+            let h2 = _mm512_and_si512(h, _mm512_set1_epi8(48));
+            let h3 = _mm512_srli_epi16::<2>(_mm512_and_si512(h, _mm512_set1_epi8(-64)));
+            let q = [
+                _mm512_or_si512(_mm512_and_si512(q4a, m15), h0),
+                _mm512_or_si512(_mm512_and_si512(q4b, m15), h1),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q4a), m15), h2),
+                _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16::<4>(q4b), m15), h3),
+            ];
+            for (c, qc) in q.iter().enumerate() {
+                let chunk = 4 * j + c;
+                let y8 = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    y.qs.as_ptr().add(32 * chunk) as *const __m256i
+                ));
+                let p16 = _mm512_maddubs_epi16(*qc, y8);
+                // Per 128-bit lane, the scale of its 16 values: sub-blocks 2·chunk and
+                // 2·chunk + 1 of each row, taken from `scales16`.
+                let lo = 2 * chunk as i16;
+                let idx = _mm512_set_epi16(
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    17 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    16 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    1 + lo,
+                    lo,
+                    lo,
+                    lo,
+                    lo,
+                    lo,
+                    lo,
+                    lo,
+                    lo,
+                );
+                let s16 = _mm512_permutexvar_epi16(idx, scales16);
+                sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(s16, p16));
+            }
+        }
+        let lanes = _mm512_sub_epi32(sumi, sclsub);
+        let da = y.d * f16::from_le_bytes([xa[208], xa[209]]).to_f32();
+        let db = y.d * f16::from_le_bytes([xb[208], xb[209]]).to_f32();
+        let d = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(da), _mm512_set1_ps(db));
+        acc = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(lanes), acc);
+    }
+    let mut l = [0f32; 16];
+    _mm512_storeu_ps(l.as_mut_ptr(), acc);
+    let half = |h: &[f32]| hsum8([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]);
+    (half(&l[..8]), half(&l[8..]))
 }

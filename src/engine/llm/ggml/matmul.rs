@@ -107,6 +107,9 @@ pub struct GgmlMatMul {
     n: usize,
     k: usize,
     pub(super) w: Blocks,
+    /// Q4_K repacked at load for the AVX-512 VNNI kernel, on CPUs that have it.
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    q4k: Option<super::avx512_q4k::Q4kPacked>,
 }
 
 /// Lets the pool's workers write disjoint elements of one output buffer.
@@ -158,6 +161,13 @@ fn quantize_rows<B: Copy + Send>(
         candle_core::utils::barrier_pool().execute_chunked(m, work);
     }
     blocks
+}
+
+/// Whether this CPU runs the repacked Q4_K kernel (AVX-512 F/BW/VNNI and F16C).
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+fn avx512_q4k_ready() -> bool {
+    let f = crate::cpu::features();
+    f.avx512_vnni() && f.avx2_fma_f16c()
 }
 
 /// Columns one task takes at a time: their weight rows stay in cache while every
@@ -212,7 +222,20 @@ impl GgmlMatMul {
             GgmlDType::Q5K => Blocks::Q5K(Store::new(bytes, range)?),
             _ => Blocks::Q6K(Store::new(bytes, range)?),
         };
-        Ok(Some(GgmlMatMul { n, k, w }))
+        #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+        let q4k = match &w {
+            Blocks::Q4K(b) if avx512_q4k_ready() => {
+                Some(super::avx512_q4k::Q4kPacked::new(bytes_of(b), n, k / QK_K))
+            }
+            _ => None,
+        };
+        Ok(Some(GgmlMatMul {
+            n,
+            k,
+            w,
+            #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+            q4k,
+        }))
     }
 
     /// Output features.
@@ -316,8 +339,8 @@ impl GgmlMatMul {
                 // values, and the rest through gemv, which rounds per block.
                 let gemm_rows = m - m % 4;
                 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-                if crate::cpu::features().avx512_vnni() {
-                    self.q4k_avx512(w, a, m, ptr);
+                if let Some(packed) = &self.q4k {
+                    self.q4k_packed(packed, a, m, ptr);
                     return out;
                 }
                 if crate::cpu::features().avx2_fma_f16c() {
@@ -365,31 +388,17 @@ impl GgmlMatMul {
         out
     }
 
-    /// Q4_K with AVX-512: the gemm for the rows in fours, the gemv for the rest (columns
-    /// in sixteens, the last few by the AVX2 per-pair kernel).
+    /// Q4_K with AVX-512 VNNI on the weights repacked at load.
     #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-    fn q4k_avx512(&self, w: &[BlockQ4K], a: &[Q8K], m: usize, out: OutPtr) {
-        let (n, per) = (self.n, self.k / QK_K);
-        let gemm_rows = m - m % 4;
+    fn q4k_packed(&self, w: &super::avx512_q4k::Q4kPacked, a: &[Q8K], m: usize, out: OutPtr) {
+        const _: () = assert!(COLUMN_TILE == 16);
+        let n = self.n;
         let work = |tiles: std::ops::Range<usize>| {
+            // Tiles are the kernel's groups of sixteen rows.
             let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
-            // SAFETY: the caller checked AVX-512 F/BW/VNNI (which imply AVX2 and FMA);
-            // `w` has n rows and `a` m rows of `per` blocks; these columns are this
-            // worker's alone.
-            unsafe {
-                if gemm_rows > 0 {
-                    super::avx512::gemm_q4k(w, a, per, gemm_rows, n, cols.clone(), out);
-                }
-                for row in gemm_rows..m {
-                    let rest =
-                        super::avx512::gemv_q4k(w, a, per, row, n, cols.clone(), out)..cols.end;
-                    let ar = &a[row * per..(row + 1) * per];
-                    for col in rest {
-                        let v = avx2::dot_q4k(&w[col * per..(col + 1) * per], ar, false);
-                        *out.at(row * n + col) = v;
-                    }
-                }
-            }
+            // SAFETY: the packing checked AVX-512 F/BW/VNNI, FMA and F16C; `a`
+            // has m rows of the weight's blocks; these columns are this worker's alone.
+            unsafe { super::avx512_q4k::matmul(w, a, m, n, cols, out) };
         };
         self.parallel(m, work);
     }
@@ -434,7 +443,8 @@ impl GgmlMatMul {
                 // columns are this worker's alone.
                 unsafe {
                     while col + 2 <= cols.end {
-                        let (x, y) = super::avx512::dot_q6k_pair(row_of(col), row_of(col + 1), ar);
+                        let (x, y) =
+                            super::avx512_q6k::dot_q6k_pair(row_of(col), row_of(col + 1), ar);
                         *out.at(row * n + col) = x;
                         *out.at(row * n + col + 1) = y;
                         col += 2;

@@ -27,13 +27,14 @@ mod avx2;
 #[cfg(not(target_arch = "x86_64"))]
 #[path = "no_avx2.rs"]
 mod avx2;
-/// The AVX-512 VNNI Q4_K gemm, where the compiler has AVX-512 intrinsics (Rust 1.89).
-#[cfg(all(target_arch = "x86_64", svodka_avx512))]
-mod avx512;
-/// Prompt attention with AVX-512 (Rust 1.89 and later, as [`avx512`]).
+// The AVX-512 kernels, where the compiler has AVX-512 intrinsics (Rust 1.89).
+/// Attention with AVX-512.
 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
 mod avx512_attention;
-/// The AVX-512 VNNI Q6_K gemm for prompts, where `avx512` is built.
+/// The Q4_K matmul with AVX-512 VNNI on weights repacked at load.
+#[cfg(all(target_arch = "x86_64", svodka_avx512))]
+mod avx512_q4k;
+/// The Q6_K matmuls with AVX-512 (VNNI for prompts).
 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
 mod avx512_q6k;
 /// The AVX-512 VNNI Q8_0 matmul (also Q5_0, which is loaded as Q8_0), where the compiler

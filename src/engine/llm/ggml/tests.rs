@@ -242,8 +242,8 @@ fn gelu_table_matches_the_formula_at_f16_precision() {
     assert_eq!(gelu(10.5), 10.5);
 }
 
-/// The Q4_K matmul as dispatched on this CPU (the AVX-512 VNNI gemm for rows in fours
-/// where the CPU has it), bit for bit against the portable per-pair kernel in ggml's
+/// The Q4_K matmul as dispatched on this CPU (the AVX-512 VNNI kernel on weights
+/// repacked at load where the CPU has it), bit for bit against the portable kernel in ggml's
 /// order: per 64 values for the rows in fours, per block for the rest. Shapes leave
 /// rows and columns over the multiples of four and sixteen.
 #[test]
