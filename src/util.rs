@@ -61,7 +61,7 @@ mod tests {
 /// to the kernel. A CPU forward pass allocates and frees buffers of a few MB per op
 /// (candle tensors); by default glibc maps each anew and unmaps it on free, so every
 /// pass pays page faults and the kernel's zeroing of fresh pages again (about a tenth
-/// of a Gemma 3 270M prompt, measured). Process-wide and idempotent; glibc only.
+/// of a Gemma 3 270M prompt, see BENCHMARKS.md). Process-wide and idempotent; glibc only.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
