@@ -35,6 +35,26 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// Keeps freed memory in the process for the next allocation instead of handing it back
+/// to the kernel. A CPU forward pass allocates and frees buffers of a few MB per op
+/// (candle tensors); by default glibc maps each anew and unmaps it on free, so every
+/// pass pays page faults and the kernel's zeroing of fresh pages again (about a tenth
+/// of a Gemma 3 270M prompt, see BENCHMARKS.md). Process-wide and idempotent; glibc only.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: mallopt only changes allocator parameters. 32 MiB is glibc's
+            // largest mmap threshold; the trim threshold keeps up to 1 GiB of free heap.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,25 +74,5 @@ mod tests {
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
-    }
-}
-
-/// Keeps freed memory in the process for the next allocation instead of handing it back
-/// to the kernel. A CPU forward pass allocates and frees buffers of a few MB per op
-/// (candle tensors); by default glibc maps each anew and unmaps it on free, so every
-/// pass pays page faults and the kernel's zeroing of fresh pages again (about a tenth
-/// of a Gemma 3 270M prompt, see BENCHMARKS.md). Process-wide and idempotent; glibc only.
-pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: mallopt only changes allocator parameters. 32 MiB is glibc's
-            // largest mmap threshold; the trim threshold keeps up to 1 GiB of free heap.
-            unsafe {
-                libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-                libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
-            }
-        });
     }
 }

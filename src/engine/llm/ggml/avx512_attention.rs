@@ -15,6 +15,8 @@
 
 // Built only by Rust >= 1.89, whose AVX-512 intrinsics are stable (see build.rs).
 #![allow(clippy::incompatible_msrv)]
+// Query, key and lane indices read more plainly than iterator chains in this code.
+#![allow(clippy::needless_range_loop)]
 
 use std::arch::x86_64::*;
 use std::ops::Range;
