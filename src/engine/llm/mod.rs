@@ -183,8 +183,10 @@ pub struct Generated {
     pub text: String,
     /// Prompt length in tokens.
     pub prompt_tokens: usize,
-    /// Generated tokens.
+    /// Generated tokens kept (a loop cut drops the repeats).
     pub new_tokens: usize,
+    /// Tokens the model generated, the dropped repeats included: what `gen_secs` covers.
+    pub sampled_tokens: usize,
     /// Seconds spent on the prompt.
     pub prompt_secs: f64,
     /// Seconds spent generating.
@@ -400,6 +402,7 @@ impl LlmEngine {
         let mut processor = opts.sampling.processor();
         let mut stream = TokenStream::new(self.tokenizer.decoder());
         let mut generated: Vec<u32> = Vec::new();
+        let mut sampled = 0;
         let mut text = String::new();
         let mut emitted = 0;
         let mut reason = StopReason::Length;
@@ -421,6 +424,7 @@ impl LlmEngine {
                 break;
             }
             generated.push(next);
+            sampled += 1;
             if let Some(piece) = stream.push(next)? {
                 text.push_str(&piece);
             }
@@ -455,6 +459,7 @@ impl LlmEngine {
             text: text.trim().to_string(),
             prompt_tokens: ids.len(),
             new_tokens: generated.len(),
+            sampled_tokens: sampled,
             prompt_secs,
             gen_secs: start.elapsed().as_secs_f64(),
             stop: reason,
@@ -595,9 +600,14 @@ impl super::TextWriter for LlmEngine {
         }
         let g = self.generate(&prompt.parts(req.text), &prompt.stop, &opts, on_text)?;
         if self.verbose {
+            let kept = if g.new_tokens < g.sampled_tokens {
+                format!(" ({} kept: the rest repeated a loop)", g.new_tokens)
+            } else {
+                String::new()
+            };
             eprintln!(
-                "svodka: prompt {} tokens in {:.3} s, {} tokens generated in {:.3} s",
-                g.prompt_tokens, g.prompt_secs, g.new_tokens, g.gen_secs
+                "svodka: prompt {} tokens in {:.3} s, {} tokens generated in {:.3} s{kept}",
+                g.prompt_tokens, g.prompt_secs, g.sampled_tokens, g.gen_secs
             );
         }
         Ok(super::Written {
