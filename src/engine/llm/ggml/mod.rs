@@ -16,9 +16,10 @@
 //! The folder follows the work: [`blocks`] (ggml's block layouts and the rounding of
 //! activations to them), [`matmul`] (the threaded quantized matmul), [`dots`] (portable
 //! block and f16 dot products in ggml's summation order), [`avx2`] (the same dots with
-//! AVX2 intrinsics, bit for bit), [`f16`] (F16 weights), [`attention`] (softmax,
-//! attention and rope) and [`pointwise`] (GELU and RMS norm). Instruction sets are
-//! picked with [`crate::cpu::features`].
+//! AVX2 intrinsics, bit for bit), `avx512_*` (Q4_K on weights repacked at load, Q6_K,
+//! Q8_0 and attention with AVX-512, bit for bit too), [`f16`] (F16 weights),
+//! [`attention`] (softmax, attention, rope and the host KV cache) and [`pointwise`] (GELU
+//! and RMS norm). Instruction sets are picked with [`crate::cpu::features`].
 
 mod attention;
 #[cfg(target_arch = "x86_64")]
