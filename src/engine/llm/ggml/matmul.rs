@@ -213,6 +213,8 @@ impl GgmlMatMul {
                 range.len()
             )));
         }
+        #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+        let whole = range.clone();
         let w = match dtype {
             GgmlDType::Q4_0 => Blocks::Q4_0(Store::new(bytes, range)?),
             GgmlDType::Q8_0 => Blocks::Q8_0(Store::new(bytes, range)?),
@@ -225,7 +227,11 @@ impl GgmlMatMul {
         #[cfg(all(target_arch = "x86_64", svodka_avx512))]
         let q4k = match &w {
             Blocks::Q4K(b) if avx512_q4k_ready() => {
-                Some(super::avx512_q4k::Q4kPacked::new(bytes_of(b), n, k / QK_K))
+                let packed = super::avx512_q4k::Q4kPacked::new(bytes_of(b), n, k / QK_K);
+                // The matmuls read the repacked copy; the file's blocks are left for
+                // embedding rows, read back from the page cache if ever needed.
+                bytes.release(whole);
+                Some(packed)
             }
             _ => None,
         };
