@@ -203,8 +203,7 @@ pub fn attention(a: &Attention) -> Vec<f32> {
     };
     let work = |range: std::ops::Range<usize>| {
         // SAFETY: each range of rows owns its slice of `out`.
-        let out =
-            unsafe { std::slice::from_raw_parts_mut(ptr.at(range.start * hd), range.len() * hd) };
+        let out = unsafe { ptr.slice(range.start * hd, range.len() * hd) };
         #[cfg(all(target_arch = "x86_64", svodka_avx512))]
         if let Some(vt) = &transposed {
             // SAFETY: the CPU has AVX-512 F, FMA and F16C (checked), `vt` is of `a.v`.

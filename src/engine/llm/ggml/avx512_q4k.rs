@@ -67,21 +67,11 @@ impl Q4kPacked {
             dmin: [0; GROUP],
         };
         let mut blocks = vec![zero; groups * per];
-        struct Groups(*mut Block16);
-        // SAFETY: every worker writes its own groups.
-        unsafe impl Sync for Groups {}
-        impl Groups {
-            /// Group `g`'s blocks (a method, so closures capture the `Sync` wrapper).
-            #[allow(clippy::mut_from_ref)]
-            unsafe fn of(&self, g: usize, per: usize) -> &mut [Block16] {
-                std::slice::from_raw_parts_mut(self.0.add(g * per), per)
-            }
-        }
-        let out = Groups(blocks.as_mut_ptr());
+        let out = OutPtr(blocks.as_mut_ptr());
         let work = |range: Range<usize>| {
             for g in range {
                 // SAFETY: g < groups, and each group goes to one worker.
-                let group = unsafe { out.of(g, per) };
+                let group = unsafe { out.slice(g * per, per) };
                 for c in 0..GROUP.min(n - g * GROUP) {
                     let row = g * GROUP + c;
                     for (bi, p) in group.iter_mut().enumerate() {

@@ -112,18 +112,34 @@ pub struct GgmlMatMul {
     q4k: Option<super::avx512_q4k::Q4kPacked>,
 }
 
-/// Lets the pool's workers write disjoint elements of one output buffer.
-#[derive(Clone, Copy)]
-pub(super) struct OutPtr(pub(super) *mut f32);
-// SAFETY: every worker writes a disjoint set of elements (its own columns).
-unsafe impl Send for OutPtr {}
-unsafe impl Sync for OutPtr {}
+/// Lets the pool's workers write disjoint elements of one output buffer (f32 outputs,
+/// quantized activation rows, repacked weight groups).
+pub(super) struct OutPtr<T = f32>(pub(super) *mut T);
+// SAFETY: every worker writes a disjoint set of elements (its own columns or rows).
+unsafe impl<T: Send> Send for OutPtr<T> {}
+unsafe impl<T: Send> Sync for OutPtr<T> {}
 
-impl OutPtr {
+impl<T> Clone for OutPtr<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for OutPtr<T> {}
+
+impl<T> OutPtr<T> {
     /// The element `i` places on (a method, so closures capture the `Sync` wrapper).
-    pub(super) fn at(self, i: usize) -> *mut f32 {
+    pub(super) fn at(self, i: usize) -> *mut T {
         // SAFETY: callers stay within the buffer the pointer came from.
         unsafe { self.0.add(i) }
+    }
+
+    /// Elements `start..start + len`, for one worker alone.
+    ///
+    /// # Safety
+    /// They lie within the buffer, and no other worker touches them while borrowed.
+    pub(super) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.at(start), len)
     }
 }
 
@@ -137,22 +153,14 @@ fn quantize_rows<B: Copy + Send>(
     per: usize,
     round: impl Fn(&[f32], &mut [B]) + Sync,
 ) -> Vec<B> {
-    struct Rows<B>(*mut B);
-    // SAFETY: every worker writes its own rows.
-    unsafe impl<B: Send> Sync for Rows<B> {}
-    impl<B> Rows<B> {
-        /// Row `row` of `per` blocks (a method, so closures capture the `Sync` wrapper).
-        #[allow(clippy::mut_from_ref)]
-        unsafe fn row(&self, row: usize, per: usize) -> &mut [B] {
-            std::slice::from_raw_parts_mut(self.0.add(row * per), per)
-        }
-    }
     let mut blocks = vec![zero; m * per];
-    let rows = Rows(blocks.as_mut_ptr());
+    let rows = OutPtr(blocks.as_mut_ptr());
     let work = |range: std::ops::Range<usize>| {
         for row in range {
             // SAFETY: row < m, and each row goes to one worker.
-            round(&x[row * k..(row + 1) * k], unsafe { rows.row(row, per) });
+            round(&x[row * k..(row + 1) * k], unsafe {
+                rows.slice(row * per, per)
+            });
         }
     };
     if m < 16 {
