@@ -56,6 +56,16 @@ impl Features {
     pub fn avx512_vnni(self) -> bool {
         self.avx512f && self.avx512bw && self.avx512vnni
     }
+
+    /// AVX-512 F, BW and VNNI with FMA and F16C, for the GGUF engine's AVX-512 matmuls.
+    pub fn avx512_vnni_f16c(self) -> bool {
+        self.avx512_vnni() && self.fma && self.f16c
+    }
+
+    /// AVX-512 F with FMA and F16C, for the GGUF engine's AVX-512 attention.
+    pub fn avx512_f16c(self) -> bool {
+        self.avx512f && self.fma && self.f16c
+    }
 }
 
 /// This CPU's features, detected on first use.

@@ -189,18 +189,14 @@ pub fn attention(a: &Attention) -> Vec<f32> {
     let rows = a.q.len() / hd;
     let mut out = vec![0f32; rows * hd];
     let ptr = OutPtr(out.as_mut_ptr());
+    #[cfg(all(target_arch = "x86_64", svodka_avx512))]
+    let avx512 = crate::cpu::features().avx512_f16c();
     // Prompts on AVX-512: the values transposed once for all rows.
     #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-    let transposed = {
-        let f = crate::cpu::features();
-        (a.seq > 1 && hd % 16 == 0 && f.avx512f && f.fma && f.f16c)
-            .then(|| super::avx512_attention::Transposed::new(a.v, hd, a.start))
-    };
+    let transposed = (avx512 && a.seq > 1 && hd % 16 == 0)
+        .then(|| super::avx512_attention::Transposed::new(a.v, hd, a.start));
     #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-    let single_avx512 = {
-        let f = crate::cpu::features();
-        a.seq == 1 && hd % 64 == 0 && f.avx512f && f.fma && f.f16c
-    };
+    let single_avx512 = avx512 && a.seq == 1 && hd % 64 == 0;
     let work = |range: std::ops::Range<usize>| {
         // SAFETY: each range of rows owns its slice of `out`.
         let out = unsafe { ptr.slice(range.start * hd, range.len() * hd) };

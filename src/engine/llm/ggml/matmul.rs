@@ -171,13 +171,6 @@ fn quantize_rows<B: Copy + Send>(
     blocks
 }
 
-/// Whether this CPU runs the repacked Q4_K kernel (AVX-512 F/BW/VNNI and F16C).
-#[cfg(all(target_arch = "x86_64", svodka_avx512))]
-fn avx512_q4k_ready() -> bool {
-    let f = crate::cpu::features();
-    f.avx512_vnni() && f.avx2_fma_f16c()
-}
-
 /// Columns one task takes at a time: their weight rows stay in cache while every
 /// activation row passes over them.
 const COLUMN_TILE: usize = 16;
@@ -234,7 +227,7 @@ impl GgmlMatMul {
         };
         #[cfg(all(target_arch = "x86_64", svodka_avx512))]
         let q4k = match &w {
-            Blocks::Q4K(b) if avx512_q4k_ready() => {
+            Blocks::Q4K(b) if crate::cpu::features().avx512_vnni_f16c() => {
                 let packed = super::avx512_q4k::Q4kPacked::new(bytes_of(b), n, k / QK_K);
                 // The matmuls read the repacked copy; the file's blocks are left for
                 // embedding rows, read back from the page cache if ever needed.
@@ -322,7 +315,7 @@ impl GgmlMatMul {
             (Blocks::Q4_0(w), Acts::Q8_0(a)) => self.run(w, as_blocks_q8_0(a), m, ptr),
             (Blocks::Q8_0(w), Acts::Q8_0(a)) => {
                 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-                if crate::cpu::features().avx512_vnni() && crate::cpu::features().avx2_fma_f16c() {
+                if crate::cpu::features().avx512_vnni_f16c() {
                     let (n, per) = (self.n, self.k / QK8_0);
                     let work = |tiles: std::ops::Range<usize>| {
                         let cols = tiles.start * COLUMN_TILE..(tiles.end * COLUMN_TILE).min(n);
@@ -376,7 +369,7 @@ impl GgmlMatMul {
             }
             (Blocks::Q6K(w), Acts::Q8K(a)) => {
                 #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-                if crate::cpu::features().avx512_vnni() {
+                if crate::cpu::features().avx512_vnni_f16c() {
                     if m < 8 {
                         self.q6k_pairs(w, a, m, ptr);
                     } else {

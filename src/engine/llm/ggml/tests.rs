@@ -248,7 +248,7 @@ fn gelu_table_matches_the_formula_at_f16_precision() {
 /// rows and columns over the multiples of four and sixteen.
 #[test]
 fn q4k_matmul_is_bit_for_bit_the_portable_kernel() {
-    if !crate::cpu::features().avx512_vnni() {
+    if !crate::cpu::features().avx512_vnni_f16c() {
         println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
     }
     for (m, n, k) in [
@@ -320,7 +320,7 @@ fn q6k_matmul_below_eight_rows_is_bit_for_bit_the_portable_kernel() {
 /// blocks per row.
 #[test]
 fn q6k_matmul_from_eight_rows_is_bit_for_bit_the_portable_kernel() {
-    if !crate::cpu::features().avx512_vnni() {
+    if !crate::cpu::features().avx512_vnni_f16c() {
         println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
     }
     for m in [8, 9, 11, 13, 33, 64] {
@@ -360,7 +360,7 @@ fn q6k_matmul_from_eight_rows_is_bit_for_bit_the_portable_kernel() {
 /// blocks at ±127, activations are rounded as the engine rounds them, some blocks at ±127.
 #[test]
 fn q8_0_matmul_is_bit_for_bit_the_portable_kernel() {
-    if !crate::cpu::features().avx512_vnni() {
+    if !crate::cpu::features().avx512_vnni_f16c() {
         println!("note: no AVX-512 VNNI here; the AVX2 path is what this test compares");
     }
     let mut lcg = crate::testing::Lcg::new(11);
@@ -417,7 +417,7 @@ fn q8_0_matmul_is_bit_for_bit_the_portable_kernel() {
             }
         }
         #[cfg(all(target_arch = "x86_64", svodka_avx512))]
-        if crate::cpu::features().avx512_vnni() {
+        if crate::cpu::features().avx512_vnni_f16c() {
             let cols = 3..n - 2;
             let mut out = vec![f32::NAN; m * n];
             let ptr = OutPtr(out.as_mut_ptr());
