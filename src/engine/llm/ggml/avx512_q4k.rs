@@ -95,18 +95,23 @@ impl Q4kPacked {
     }
 }
 
-/// Per-block values of a group both kernels need, unpacked.
-struct Unpacked {
-    d: __m512,
-    dmin: __m512,
+/// The sixteen rows' block scales and min scales as f32.
+#[inline(always)]
+unsafe fn block_scales(b: &Block16) -> (__m512, __m512) {
+    let f32s = |h: &[u16; GROUP]| _mm512_cvtph_ps(_mm256_loadu_si256(h.as_ptr() as *const __m256i));
+    (f32s(&b.d), f32s(&b.dmin))
 }
 
+/// The low and high nibbles of line `8j + e` of the quants: values `64j + 4e..+4` and
+/// `64j + 32 + 4e..+4` of each row.
 #[inline(always)]
-unsafe fn unpack(b: &Block16) -> Unpacked {
-    Unpacked {
-        d: _mm512_cvtph_ps(_mm256_loadu_si256(b.d.as_ptr() as *const __m256i)),
-        dmin: _mm512_cvtph_ps(_mm256_loadu_si256(b.dmin.as_ptr() as *const __m256i)),
-    }
+unsafe fn nibbles(b: &Block16, j: usize, e: usize) -> (__m512i, __m512i) {
+    let m4 = _mm512_set1_epi8(0x0F);
+    let q = _mm512_loadu_si512(b.qs[8 * j + e].as_ptr() as *const __m512i);
+    (
+        _mm512_and_si512(q, m4),
+        _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4),
+    )
 }
 
 /// The scales of sub-block `sub`, one i32 lane per row.
@@ -140,22 +145,20 @@ unsafe fn bcast(at: *const i8) -> __m512i {
 #[inline(always)]
 unsafe fn four_rows(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> [__m512; 4] {
     let per = w.per;
-    let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = [_mm512_setzero_ps(); 4];
     let mut acc_min = [_mm512_setzero_ps(); 4];
     for bi in 0..per {
         let b = w.blocks.get_unchecked(g * per + bi);
         let y: [&Q8K; 4] = std::array::from_fn(|r| a.get_unchecked((row + r) * per + bi));
-        let u = unpack(b);
-        // `d * y.d` as the scalar kernel rounds it.
-        let yd: [__m512; 4] = std::array::from_fn(|r| _mm512_set1_ps(y[r].d));
+        let (d, dmin) = block_scales(b);
+        // `d * y.d` and `dmin * y.d` as the scalar kernel rounds them.
+        let dd: [__m512; 4] = std::array::from_fn(|r| _mm512_mul_ps(d, _mm512_set1_ps(y[r].d)));
+        let dm: [__m512; 4] = std::array::from_fn(|r| _mm512_mul_ps(dmin, _mm512_set1_ps(y[r].d)));
         for j in 0..4 {
             let mut lo = [_mm512_setzero_si512(); 4];
             let mut hi = [_mm512_setzero_si512(); 4];
             for e in 0..8 {
-                let q = _mm512_loadu_si512(b.qs[8 * j + e].as_ptr() as *const __m512i);
-                let ql = _mm512_and_si512(q, m4);
-                let qh = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4);
+                let (ql, qh) = nibbles(b, j, e);
                 for r in 0..4 {
                     let at = y[r].qs.as_ptr().add(64 * j + 4 * e);
                     lo[r] = _mm512_dpbusd_epi32(lo[r], ql, bcast(at));
@@ -168,10 +171,8 @@ unsafe fn four_rows(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> [__m512; 
                 let isum =
                     _mm512_add_epi32(_mm512_mullo_epi32(lo[r], s0), _mm512_mullo_epi32(hi[r], s1));
                 let imin = _mm512_madd_epi16(m, bsum_pair(y[r], j));
-                let dd = _mm512_mul_ps(u.d, yd[r]);
-                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd, acc[r]);
-                let dm = _mm512_mul_ps(u.dmin, yd[r]);
-                acc_min[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dm, acc_min[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), dd[r], acc[r]);
+                acc_min[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), dm[r], acc_min[r]);
             }
         }
     }
@@ -183,7 +184,6 @@ unsafe fn four_rows(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> [__m512; 
 #[inline(always)]
 unsafe fn one_row(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> __m512 {
     let per = w.per;
-    let m4 = _mm512_set1_epi8(0x0F);
     let mut acc = _mm512_setzero_ps();
     let mut acc_min = _mm512_setzero_ps();
     for bi in 0..per {
@@ -194,7 +194,7 @@ unsafe fn one_row(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> __m512 {
         for line in (0..std::mem::size_of::<Block16>()).step_by(64) {
             _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
         }
-        let u = unpack(b);
+        let (d, dmin) = block_scales(b);
         let mut isum = _mm512_setzero_si512();
         let mut imin = _mm512_setzero_si512();
         for j in 0..4 {
@@ -203,9 +203,7 @@ unsafe fn one_row(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> __m512 {
             let mut lo = [_mm512_setzero_si512(); 2];
             let mut hi = [_mm512_setzero_si512(); 2];
             for e in 0..8 {
-                let q = _mm512_loadu_si512(b.qs[8 * j + e].as_ptr() as *const __m512i);
-                let ql = _mm512_and_si512(q, m4);
-                let qh = _mm512_and_si512(_mm512_srli_epi16::<4>(q), m4);
+                let (ql, qh) = nibbles(b, j, e);
                 let at = y.qs.as_ptr().add(64 * j + 4 * e);
                 lo[e % 2] = _mm512_dpbusd_epi32(lo[e % 2], ql, bcast(at));
                 hi[e % 2] = _mm512_dpbusd_epi32(hi[e % 2], qh, bcast(at.add(32)));
@@ -217,8 +215,8 @@ unsafe fn one_row(w: &Q4kPacked, a: &[Q8K], g: usize, row: usize) -> __m512 {
             imin = _mm512_add_epi32(imin, _mm512_madd_epi16(mins(b, j), bsum_pair(y, j)));
         }
         let yd = _mm512_set1_ps(y.d);
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(u.d, yd), acc);
-        acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(u.dmin, yd), acc_min);
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(d, yd), acc);
+        acc_min = _mm512_fmadd_ps(_mm512_cvtepi32_ps(imin), _mm512_mul_ps(dmin, yd), acc_min);
     }
     _mm512_sub_ps(acc, acc_min)
 }
