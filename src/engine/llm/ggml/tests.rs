@@ -242,6 +242,36 @@ fn gelu_table_matches_the_formula_at_f16_precision() {
     assert_eq!(gelu(10.5), 10.5);
 }
 
+/// Random (n, k) weights quantized to `dtype` (a k-quant) times `m` random rows as
+/// dispatched on this CPU, every output bit for bit `want(weight blocks, activation
+/// blocks, row, column)`. Weights from `seed`, activations from `seed + 1`.
+fn assert_k_quant_matmul(
+    dtype: GgmlDType,
+    (m, n, k): (usize, usize, usize),
+    seed: u64,
+    want: impl Fn(&Blocks, &[Q8K], usize, usize) -> f32,
+) {
+    let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
+    let x = random(m * k, seed + 1);
+    let q = QTensor::quantize(&w, dtype).unwrap();
+    let mm = GgmlMatMul::new(&q).unwrap().unwrap();
+    let got = mm.forward(&x, m);
+    let Acts::Q8K(a) = mm.quantize(&x, m) else {
+        unreachable!()
+    };
+    for r in 0..m {
+        for c in 0..n {
+            let want = want(&mm.w, &a, r, c);
+            assert_eq!(
+                got[r * n + c].to_bits(),
+                want.to_bits(),
+                "{dtype:?} m {m} n {n} k {k}: ({r},{c}) {} vs {want}",
+                got[r * n + c]
+            );
+        }
+    }
+}
+
 /// The Q4_K matmul as dispatched on this CPU (the AVX-512 VNNI kernel on weights
 /// repacked at load where the CPU has it), bit for bit against the portable kernel in ggml's
 /// order: per 64 values for the rows in fours, per block for the rest. Shapes leave
@@ -259,30 +289,16 @@ fn q4k_matmul_is_bit_for_bit_the_portable_kernel() {
         (3, 8, 256),
         (1, 48, 512),
     ] {
-        let w = Tensor::from_vec(random(n * k, 7), (n, k), &Device::Cpu).unwrap();
-        let x = random(m * k, 8);
-        let q = QTensor::quantize(&w, GgmlDType::Q4K).unwrap();
-        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
-        let got = mm.forward(&x, m);
-        let (Blocks::Q4K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
-            unreachable!()
-        };
         let per = k / 256;
-        for r in 0..m {
-            for c in 0..n {
-                let want = dot_q4k(
-                    &wb[c * per..(c + 1) * per],
-                    &a[r * per..(r + 1) * per],
-                    r < m - m % 4,
-                );
-                assert_eq!(
-                    got[r * n + c].to_bits(),
-                    want.to_bits(),
-                    "m {m} n {n} k {k}: ({r},{c}) {} vs {want}",
-                    got[r * n + c]
-                );
-            }
-        }
+        assert_k_quant_matmul(GgmlDType::Q4K, (m, n, k), 7, |w, a, r, c| {
+            let Blocks::Q4K(wb) = w else { unreachable!() };
+            let rows_in_fours = m - m % 4;
+            dot_q4k(
+                &wb[c * per..(c + 1) * per],
+                &a[r * per..(r + 1) * per],
+                r < rows_in_fours,
+            )
+        });
     }
 }
 
@@ -291,25 +307,11 @@ fn q4k_matmul_is_bit_for_bit_the_portable_kernel() {
 #[test]
 fn q6k_matmul_below_eight_rows_is_bit_for_bit_the_portable_kernel() {
     for (m, n, k) in [(1, 33, 512), (3, 16, 256), (7, 5, 768)] {
-        let w = Tensor::from_vec(random(n * k, 9), (n, k), &Device::Cpu).unwrap();
-        let x = random(m * k, 10);
-        let q = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
-        let mm = GgmlMatMul::new(&q).unwrap().unwrap();
-        let got = mm.forward(&x, m);
-        let (Blocks::Q6K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
-            unreachable!()
-        };
         let per = k / 256;
-        for r in 0..m {
-            for c in 0..n {
-                let want = dot_q6k(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
-                assert_eq!(
-                    got[r * n + c].to_bits(),
-                    want.to_bits(),
-                    "m {m} n {n} k {k}: ({r},{c})"
-                );
-            }
-        }
+        assert_k_quant_matmul(GgmlDType::Q6K, (m, n, k), 9, |w, a, r, c| {
+            let Blocks::Q6K(wb) = w else { unreachable!() };
+            dot_q6k(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per])
+        });
     }
 }
 
@@ -326,28 +328,11 @@ fn q6k_matmul_from_eight_rows_is_bit_for_bit_the_portable_kernel() {
     for m in [8, 9, 11, 13, 33, 64] {
         for n in [16, 17, 35, 48] {
             for per in 1..=4 {
-                let k = 256 * per;
                 let seed = (m * 1000 + n * 10 + per) as u64;
-                let w = Tensor::from_vec(random(n * k, seed), (n, k), &Device::Cpu).unwrap();
-                let x = random(m * k, seed + 1);
-                let q = QTensor::quantize(&w, GgmlDType::Q6K).unwrap();
-                let mm = GgmlMatMul::new(&q).unwrap().unwrap();
-                let got = mm.forward(&x, m);
-                let (Blocks::Q6K(wb), Acts::Q8K(a)) = (&mm.w, mm.quantize(&x, m)) else {
-                    unreachable!()
-                };
-                for r in 0..m {
-                    for c in 0..n {
-                        let want =
-                            dot_q6k_tiled(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per]);
-                        assert_eq!(
-                            got[r * n + c].to_bits(),
-                            want.to_bits(),
-                            "m {m} n {n} k {k}: ({r},{c}) {} vs {want}",
-                            got[r * n + c]
-                        );
-                    }
-                }
+                assert_k_quant_matmul(GgmlDType::Q6K, (m, n, 256 * per), seed, |w, a, r, c| {
+                    let Blocks::Q6K(wb) = w else { unreachable!() };
+                    dot_q6k_tiled(&wb[c * per..(c + 1) * per], &a[r * per..(r + 1) * per])
+                });
             }
         }
     }
