@@ -22,11 +22,10 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use super::attention::Attention;
+use super::dots::LANES;
 
 /// Keys (scores) or dimensions (values) per pass, for each of two queries.
 const BLOCK: usize = 8;
-/// Vector lanes; the slots of ggml's 512-bit accumulators.
-const LANES: usize = 16;
 
 /// Values transposed for [`attention_rows`]: row `d` holds dimension `d` of the values
 /// at absolute positions `base..base + width`, zero where the cache holds none.

@@ -231,7 +231,6 @@ pub unsafe fn gemm_q6k(
 /// The CPU must have AVX-512 F and BW; `wa`, `wb` and `a` hold the same number of blocks.
 #[target_feature(enable = "avx512f,avx512bw,fma")]
 pub unsafe fn dot_q6k_pair(wa: &[BlockQ6K], wb: &[BlockQ6K], a: &[Q8K]) -> (f32, f32) {
-    const SIZE6: usize = 210;
     let (ba, bb) = (bytes_of(wa), bytes_of(wb));
     let m3 = _mm512_set1_epi8(3);
     let m15 = _mm512_set1_epi8(15);
@@ -243,11 +242,11 @@ pub unsafe fn dot_q6k_pair(wa: &[BlockQ6K], wb: &[BlockQ6K], a: &[Q8K]) -> (f32,
     };
     let mut acc = _mm512_setzero_ps();
     for (i, y) in a.iter().enumerate() {
-        let (xa, xb) = (&ba[i * SIZE6..][..SIZE6], &bb[i * SIZE6..][..SIZE6]);
+        let (xa, xb) = (&ba[i * SIZE..][..SIZE], &bb[i * SIZE..][..SIZE]);
         // The weights stream from memory once per token; ask for them ahead.
         for row in [xa, xb] {
-            let ahead = row.as_ptr().wrapping_add(4 * SIZE6) as *const i8;
-            for line in (0..SIZE6).step_by(64) {
+            let ahead = row.as_ptr().wrapping_add(4 * SIZE) as *const i8;
+            for line in (0..SIZE).step_by(64) {
                 _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(line));
             }
         }
